@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Prepare a checkout for tests, the demo and the benchmark:
+#   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
+#      built from the pinned Go module in tools/nsq;
+#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra.
+# Each step is skipped when its inputs have not changed, so `make test` stays fast.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+TOOLS_BIN="$ROOT/.tools/bin"
+NSQ_MOD="$ROOT/tools/nsq"
+NSQ_TOOLS=(nsqd nsqlookupd nsq_tail to_nsq)
+VENV="$ROOT/.venv"
+STAMP="$VENV/.almanet-install-stamp"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- NSQ tools
+
+find_go() {
+    if command -v go >/dev/null 2>&1; then
+        command -v go
+    elif [ -x /usr/local/go/bin/go ]; then
+        echo /usr/local/go/bin/go
+    fi
+}
+
+# True when every tool is in .tools/bin and none is older than the module files.
+tools_fresh() {
+    local t
+    for t in "${NSQ_TOOLS[@]}"; do
+        [ -x "$TOOLS_BIN/$t" ] || return 1
+        [ "$NSQ_MOD/go.mod" -nt "$TOOLS_BIN/$t" ] && return 1
+        [ -f "$NSQ_MOD/go.sum" ] && [ "$NSQ_MOD/go.sum" -nt "$TOOLS_BIN/$t" ] && return 1
+    done
+    return 0
+}
+
+tools_on_path() {
+    local t
+    for t in "${NSQ_TOOLS[@]}"; do
+        command -v "$t" >/dev/null 2>&1 || return 1
+    done
+    return 0
+}
+
+go_version_ok() {
+    # go.mod asks for go 1.21; older toolchains either fail or try to download a newer one.
+    local v major minor
+    v="$("$1" env GOVERSION 2>/dev/null || true)"   # e.g. go1.22.5
+    v="${v#go}"
+    major="${v%%.*}"
+    minor="${v#*.}"; minor="${minor%%.*}"
+    [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] || return 1
+    (( major > 1 || (major == 1 && minor >= 21) ))
+}
+
+setup_tools() {
+    if tools_fresh; then
+        say "NSQ tools up to date in .tools/bin"
+        return
+    fi
+    local go
+    go="$(find_go)"
+    if [ -z "$go" ]; then
+        if [ -x "$TOOLS_BIN/nsqd" ] && [ -x "$TOOLS_BIN/nsqlookupd" ] \
+            && [ -x "$TOOLS_BIN/nsq_tail" ] && [ -x "$TOOLS_BIN/to_nsq" ]; then
+            say "warning: tools/nsq changed but Go is not installed; keeping the existing .tools/bin"
+            return
+        fi
+        if tools_on_path; then
+            say "Go not found; using nsqd, nsqlookupd, nsq_tail, to_nsq from PATH ($(command -v nsqd))"
+            return
+        fi
+        die "Go is needed to build nsqd/nsqlookupd/nsq_tail/to_nsq into .tools/bin.
+  install Go >= 1.21: apt-get install golang-go, or see https://go.dev/doc/install
+  (or put nsqd, nsqlookupd, nsq_tail and to_nsq v1.3.0 on PATH: https://nsq.io/deployment/installing.html)"
+    fi
+    go_version_ok "$go" || die "Go >= 1.21 is needed, found '$("$go" version 2>/dev/null)' at $go.
+  install Go >= 1.21: apt-get install golang-go, or see https://go.dev/doc/install"
+    say "building NSQ tools (${NSQ_TOOLS[*]}) into .tools/bin with $("$go" env GOVERSION) ..."
+    mkdir -p "$TOOLS_BIN"
+    local pkgs=() t
+    for t in "${NSQ_TOOLS[@]}"; do pkgs+=("github.com/nsqio/nsq/apps/$t"); done
+    (cd "$NSQ_MOD" && GOTOOLCHAIN="${GOTOOLCHAIN:-local}" "$go" build -o "$TOOLS_BIN/" "${pkgs[@]}") \
+        || die "go build failed in tools/nsq (needs the Go module proxy, or a filled module cache)"
+    # go build may leave an unchanged binary's mtime alone; the freshness check relies on it.
+    for t in "${NSQ_TOOLS[@]}"; do touch "$TOOLS_BIN/$t"; done
+    say "NSQ tools built: $("$TOOLS_BIN/nsqd" --version 2>&1 | head -n1)"
+}
+
+# ---------------------------------------------------------------- Python venv
+
+setup_venv() {
+    command -v "$PYTHON" >/dev/null 2>&1 \
+        || die "$PYTHON not found; install Python >= 3.11 (apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "Python >= 3.11 is needed, $PYTHON is $("$PYTHON" -c 'import sys; print(sys.version.split()[0])'); set PYTHON=/path/to/python3.11"
+
+    # A venv whose interpreter vanished (python upgraded or removed) is rebuilt from scratch.
+    if [ -d "$VENV" ] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
+        say "existing .venv is broken; recreating it"
+        rm -rf "$VENV"
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating .venv with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+        "$PYTHON" -m venv "$VENV" \
+            || die "could not create .venv; on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"
+    fi
+
+    local want have=""
+    want="$(cksum < pyproject.toml)"
+    [ -f "$STAMP" ] && have="$(cat "$STAMP")"
+    if [ "$want" = "$have" ] && [ -x "$VENV/bin/pytest" ]; then
+        say ".venv up to date"
+        return
+    fi
+    say "installing almanet (editable) with the dev extra into .venv ..."
+    # The build backend is chatty (deprecation warnings); keep its output for when it fails.
+    local log="$VENV/pip-install.log"
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev]' > "$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "pip install -e '.[dev]' failed; full output in $log"
+    fi
+    printf '%s\n' "$want" > "$STAMP"
+    say ".venv ready"
+}
+
+setup_tools
+setup_venv
