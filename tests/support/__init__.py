@@ -1,0 +1,1 @@
+"""Shared test helpers (real NSQ processes, polling with deadlines)."""
