@@ -314,9 +314,7 @@ def _find_line(lines: list[str], section: str, name: str | None) -> int | None:
             if key.match(lines[i]):
                 return i + 1
     anywhere = re.compile(rf"""(^|[\s.\[{{,]){quoted(name)}\s*[=.\]]""")
-    return next(
-        (i + 1 for i, ln in enumerate(lines) if anywhere.search(ln)), None if start is None else start + 1
-    )
+    return next((i + 1 for i, ln in enumerate(lines) if anywhere.search(ln)), None if start is None else start + 1)
 
 
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -471,8 +469,7 @@ def _fill_addresses(values: dict[str, Any], sources: dict[str, str], raws: Mappi
         values["nsq.nsqd"] = _DEFAULT_NSQD
     if not values["nsq.nsqd"] and not values["nsq.lookupd_http"]:
         raise config_error(
-            "no NSQ address configured: set nsq.nsqd (or $ALMANET_NSQD) or nsq.lookupd_http "
-            "(or $ALMANET_LOOKUPD)"
+            "no NSQ address configured: set nsq.nsqd (or $ALMANET_NSQD) or nsq.lookupd_http (or $ALMANET_LOOKUPD)"
         )
     if "nsq.nsqd_http" not in raws:
         derived = []

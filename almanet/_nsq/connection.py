@@ -1,0 +1,309 @@
+"""One TCP connection to one nsqd: handshake, ordered replies, heartbeats, write coalescing.
+
+The connection knows no topic policy and no RDY policy; it reports messages and its end to a
+delegate. Commands are written into a buffer that is flushed once per event-loop tick, so a burst
+of PUB/FIN/RDY costs one ``write`` (and nsqd one read) instead of one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+from typing import Protocol
+
+import orjson
+
+from . import codec
+from .errors import NON_FATAL_ERROR_CODES, NSQConnectionError, NSQErrorResponse, ProtocolError
+from .options import ConnectionOptions, parse_address
+
+__all__ = ["Connection", "ConnectionDelegate"]
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionDelegate(Protocol):
+    def on_message(self, connection: Connection, frame: codec.MessageFrame) -> None: ...
+
+    def on_close(self, connection: Connection, error: Exception | None) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """A connected nsqd client socket. Make one with ``await Connection.open(...)``."""
+
+    def __init__(
+        self,
+        address: str,
+        options: ConnectionOptions,
+        delegate: ConnectionDelegate | None = None,
+    ) -> None:
+        self.address = address
+        self.options = options
+        self.delegate = delegate
+        self.server_settings: dict[str, object] = {}
+        self.closed = False
+        self.close_error: Exception | None = None
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._decoder = codec.FrameDecoder(options.max_frame_size)
+        self._waiters: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self._out: list[bytes] = []
+        self._closed_event = asyncio.Event()
+        self._last_read = self._loop.time()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._upgrading = False
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        address: str,
+        options: ConnectionOptions | None = None,
+        delegate: ConnectionDelegate | None = None,
+    ) -> Connection:
+        """Connect, send the magic and IDENTIFY (then TLS and AUTH when asked); bounded in time."""
+        options = options or ConnectionOptions()
+        host, port = parse_address(address)
+        connection = cls(address, options, delegate)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(options.connect_timeout):
+                await loop.create_connection(lambda: connection, host, port)
+                await connection._handshake()
+        except TimeoutError:
+            connection._abort(NSQConnectionError(f"nsqd at {address} did not answer within {options.connect_timeout}s"))
+            raise connection.close_error from None  # type: ignore[misc]
+        except OSError as exc:
+            connection._abort(NSQConnectionError(f"cannot connect to nsqd at {address}: {exc.strerror or exc}"))
+            raise connection.close_error from None  # type: ignore[misc]
+        except BaseException as exc:
+            connection._abort(exc if isinstance(exc, Exception) else None)
+            raise
+        return connection
+
+    async def _handshake(self) -> None:
+        self._write(codec.MAGIC_V2)
+        reply = await self._request(codec.identify(self.options.identify_body()))
+        if reply != b"OK":
+            try:
+                self.server_settings = orjson.loads(reply)
+            except orjson.JSONDecodeError:
+                raise ProtocolError(f"IDENTIFY answered with {reply[:80]!r}") from None
+        if self.server_settings.get("tls_v1"):
+            await self._upgrade_tls()
+        if self.server_settings.get("auth_required"):
+            if not self.options.auth_secret:
+                raise NSQConnectionError(f"nsqd at {self.address} requires AUTH: set auth.secret in almanet.toml")
+            await self._request(codec.auth(self.options.auth_secret.encode()))
+        elif self.options.auth_secret:
+            logger.warning("nsqd at %s does not ask for AUTH; the configured secret is not sent", self.address)
+        self._arm_watchdog()
+
+    async def _upgrade_tls(self) -> None:
+        tls = self.options.tls
+        assert tls is not None and self._transport is not None
+        context = ssl.create_default_context(cafile=tls.ca_file)
+        if not tls.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        host, _ = parse_address(self.address)
+        self._upgrading = True
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            transport = await self._loop.start_tls(self._transport, self, context, server_hostname=host)
+        except ssl.SSLError as exc:
+            raise NSQConnectionError(f"TLS with nsqd at {self.address} failed: {exc}") from None
+        finally:
+            self._upgrading = False
+        self._transport = transport  # type: ignore[assignment]
+        await waiter  # nsqd confirms the upgrade with an OK frame
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = self._loop.time()
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as exc:
+            self._abort(exc)
+            return
+        for frame in frames:
+            if type(frame) is codec.MessageFrame:
+                if self.delegate is not None:
+                    self.delegate.on_message(self, frame)
+            elif type(frame) is codec.ResponseFrame:
+                if frame.data == codec.HEARTBEAT:
+                    self._write(codec.nop())
+                elif self._waiters:
+                    waiter = self._waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(frame.data)
+                else:
+                    logger.warning("unexpected response from %s: %r", self.address, frame.data[:80])
+            else:
+                self._on_error_frame(NSQErrorResponse.from_frame(frame.data))
+
+    def _on_error_frame(self, error: NSQErrorResponse) -> None:
+        if error.code in NON_FATAL_ERROR_CODES:
+            logger.warning("nsqd at %s: %s", self.address, error)
+            return
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+        else:
+            logger.error("nsqd at %s sent an error no command waits for: %s", self.address, error)
+        if error.fatal:
+            self._abort(error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._upgrading:
+            return
+        error = self.close_error or (
+            NSQConnectionError(f"connection to nsqd at {self.address} lost: {exc}") if exc else None
+        )
+        self._finish(error)
+
+    def eof_received(self) -> bool | None:
+        return False
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        if self._transport is not None and not self.closed:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _request(self, command: bytes) -> asyncio.Future[bytes]:
+        """Send a command that nsqd answers; replies are matched in the order commands were sent."""
+        if self.closed:
+            raise self._closed_error()
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
+        self._waiters.append(waiter)
+        self._write(command)
+        return waiter
+
+    def _send(self, command: bytes) -> None:
+        if self.closed:
+            raise self._closed_error()
+        self._write(command)
+
+    def publish(self, topic: str, body: bytes) -> asyncio.Future[bytes]:
+        return self._request(codec.pub(topic, body))
+
+    def publish_many(self, topic: str, bodies: list[bytes]) -> asyncio.Future[bytes]:
+        return self._request(codec.mpub(topic, bodies))
+
+    def publish_deferred(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future[bytes]:
+        return self._request(codec.dpub(topic, delay_ms, body))
+
+    def subscribe(self, topic: str, channel: str) -> asyncio.Future[bytes]:
+        return self._request(codec.sub(topic, channel))
+
+    def ready(self, count: int) -> None:
+        self._send(codec.rdy(count))
+
+    def finish(self, message_id: bytes) -> None:
+        self._send(codec.fin(message_id))
+
+    def requeue(self, message_id: bytes, delay_ms: int = 0) -> None:
+        self._send(codec.req(message_id, delay_ms))
+
+    def touch(self, message_id: bytes) -> None:
+        self._send(codec.touch(message_id))
+
+    @property
+    def max_rdy_count(self) -> int:
+        value = self.server_settings.get("max_rdy_count", 2500)
+        return value if isinstance(value, int) and value > 0 else 2500
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    async def start_close(self, timeout: float = 5.0) -> None:
+        """Ask nsqd to stop sending messages (CLS) and wait for CLOSE_WAIT: in-flight ones stay ours."""
+        if self.closed:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._request(codec.cls())
+        except (TimeoutError, NSQConnectionError, NSQErrorResponse) as exc:
+            logger.debug("CLS on %s: %s", self.address, exc)
+
+    async def close(self) -> None:
+        """Flush what is written, close the socket and wait until it is gone."""
+        if self._transport is not None and not self.closed:
+            self._flush()
+            self._transport.close()
+        else:
+            self._finish(None)
+        try:
+            async with asyncio.timeout(self.options.command_timeout):
+                await self._closed_event.wait()
+        except TimeoutError:
+            if self._transport is not None:
+                self._transport.abort()
+            self._finish(None)
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    def _closed_error(self) -> NSQConnectionError:
+        if isinstance(self.close_error, NSQConnectionError):
+            return self.close_error
+        reason = f": {self.close_error}" if self.close_error else ""
+        return NSQConnectionError(f"connection to nsqd at {self.address} is closed{reason}")
+
+    def _abort(self, error: Exception | None) -> None:
+        if self.close_error is None:
+            self.close_error = error
+        if self._transport is not None:
+            self._transport.abort()
+        self._finish(error)
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.close_error is None:
+            self.close_error = error
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        waiters, self._waiters = self._waiters, collections.deque()
+        failure = self._closed_error()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(failure)
+        self._closed_event.set()
+        if self.delegate is not None:
+            self.delegate.on_close(self, error)
+
+    def _arm_watchdog(self) -> None:
+        timeout = self.options.read_timeout
+        if timeout is None or self.closed:
+            return
+
+        def check() -> None:
+            silent = self._loop.time() - self._last_read
+            if silent > timeout:
+                self._abort(NSQConnectionError(f"nsqd at {self.address} silent for {silent:.0f}s (no heartbeat)"))
+            else:
+                self._watchdog = self._loop.call_later(timeout - silent + 0.05, check)
+
+        self._watchdog = self._loop.call_later(timeout, check)

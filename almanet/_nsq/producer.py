@@ -1,0 +1,163 @@
+"""Publishing to a set of nsqd: one connection per nsqd, opened lazily, with failover.
+
+Publishing uses nsqd's default output buffering: the OK replies are not latency-critical and
+buffering saves nsqd writes. Subscriptions that want low latency have their own connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from .connection import Connection
+from .errors import NSQConnectionError
+from .options import ConnectionOptions
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_MAX_MESSAGE_SIZE", "Producer"]
+
+logger = logging.getLogger(__name__)
+
+# nsqd's defaults (--max-msg-size, --max-body-size); IDENTIFY does not report them.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+DEFAULT_MAX_BODY_SIZE = 5 * 1024 * 1024
+
+
+class Producer:
+    def __init__(self, addresses: Sequence[str], options: ConnectionOptions | None = None) -> None:
+        if not addresses:
+            raise ValueError("at least one nsqd address is needed")
+        self.addresses = tuple(addresses)
+        self.options = options or ConnectionOptions()
+        self._connections: dict[str, Connection] = {}
+        self._connecting: dict[str, asyncio.Task[Connection]] = {}
+        self._next = 0
+        self._closed = False
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _live(self) -> Connection | None:
+        """A connected nsqd, round robin, or None; no I/O."""
+        n = len(self.addresses)
+        for i in range(n):
+            address = self.addresses[(self._next + i) % n]
+            connection = self._connections.get(address)
+            if connection is not None and not connection.closed:
+                self._next = (self._next + i + 1) % n
+                return connection
+        return None
+
+    async def _open(self, address: str) -> Connection:
+        task = self._connecting.get(address)
+        if task is None:
+            task = asyncio.ensure_future(Connection.open(address, self.options))
+            self._connecting[address] = task
+            task.add_done_callback(lambda _t, a=address: self._connecting.pop(a, None))
+        connection = await asyncio.shield(task)
+        self._connections[address] = connection
+        return connection
+
+    async def connect(self) -> None:
+        """Open a connection to every nsqd; fails only when none can be reached."""
+        results = await asyncio.gather(*(self._open(a) for a in self.addresses), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if len(errors) == len(results):
+            raise errors[0]
+        for address, result in zip(self.addresses, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("nsqd at %s is unreachable for now: %s", address, result)
+
+    async def _with_failover(self, send: Callable[[Connection], asyncio.Future[bytes]]) -> None:
+        if self._closed:
+            raise NSQConnectionError("the producer is closed")
+        tried: list[str] = []
+        last_error: Exception | None = None
+        connection = self._live()
+        while True:
+            if connection is None:
+                for address in self.addresses:
+                    if address in tried:
+                        continue
+                    try:
+                        connection = await self._open(address)
+                        break
+                    except NSQConnectionError as exc:
+                        tried.append(address)
+                        last_error = exc
+                if connection is None:
+                    if last_error is None:
+                        last_error = NSQConnectionError("no nsqd is reachable")
+                    raise last_error
+            try:
+                await send(connection)
+                return
+            except NSQConnectionError as exc:
+                # Not sent, or sent with no confirmation: retried on another nsqd (at-least-once).
+                tried.append(connection.address)
+                last_error = exc
+                connection = None
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, body: bytes) -> None:
+        await self._with_failover(lambda c: c.publish(topic, body))
+
+    def publish_nowait(self, topic: str, body: bytes) -> asyncio.Future[None]:
+        """Publish without awaiting here: the returned future carries the OK or the error."""
+        connection = self._live()
+        if connection is not None:
+            return connection.publish(topic, body)  # type: ignore[return-value]
+        return asyncio.ensure_future(self.publish(topic, body))
+
+    async def publish_deferred(self, topic: str, delay_ms: int, body: bytes) -> None:
+        await self._with_failover(lambda c: c.publish_deferred(topic, delay_ms, body))
+
+    async def publish_many(
+        self,
+        topic: str,
+        bodies: Sequence[bytes],
+        *,
+        max_batch_bytes: int = DEFAULT_MAX_BODY_SIZE // 2,
+        max_in_flight: int = 8,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """MPUB in batches under ``max_batch_bytes``, several batches in flight at once.
+
+        A single message over nsqd's limit is refused by nsqd with E_BAD_MESSAGE; callers check
+        sizes first so nothing is half-sent because of one bad message.
+        """
+        batches: list[list[bytes]] = []
+        current: list[bytes] = []
+        size = 4
+        for body in bodies:
+            if current and size + 4 + len(body) > max_batch_bytes:
+                batches.append(current)
+                current, size = [], 4
+            current.append(body)
+            size += 4 + len(body)
+        if current:
+            batches.append(current)
+        semaphore = asyncio.Semaphore(max_in_flight)
+
+        async def send(batch: list[bytes]) -> None:
+            async with semaphore:
+                await self._with_failover(lambda c: c.publish_many(topic, batch))
+            if progress is not None:
+                progress(len(batch))
+
+        tasks = [asyncio.ensure_future(send(b)) for b in batches]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._connecting.values()):
+            task.cancel()
+        connections = list(self._connections.values())
+        self._connections.clear()
+        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)

@@ -1,0 +1,337 @@
+"""Services: a registry of procedures served by a session, with discovery and a clean drain.
+
+Each procedure is one NSQ subscription (``_rpc_.<uri>`` on an ephemeral channel, ``RPC`` by
+default), with ``max_concurrency`` invocations in flight; nsqd spreads invocations over the
+instances subscribed to the same channel. Invocations run as tasks; the reply is published on the
+invocation's ``reply_topic`` and only then is the invocation finished (FIN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import _wire
+from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
+from ._nsq.consumer import Consumer, Message
+from ._session import Almanet
+from ._validation import Signature, inspect_procedure
+
+__all__ = ["DISCOVERY_VERSION", "Procedure", "Service"]
+
+logger = logging.getLogger(__name__)
+
+DISCOVERY_VERSION = 1
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    uri: str
+    channel: str
+    function: Callable[..., Awaitable[Any]]
+    signature: Signature
+    description: str
+    tags: tuple[str, ...] = ()
+
+    def describe(self, session_id: str) -> dict[str, Any]:
+        """0.7.0's per-procedure discovery reply."""
+        return {
+            "client": session_id,
+            "version": DISCOVERY_VERSION,
+            "uri": self.uri,
+            "channel": self.channel,
+            "tags": list(self.tags),
+            "description": self.description,
+            "payload_json_schema": self.signature.payload.schema(),
+            "return_json_schema": self.signature.result.schema(),
+        }
+
+
+@dataclass
+class _Running:
+    session: Almanet
+    consumers: list[Consumer] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    started_at: float = field(default_factory=time.time)
+
+
+class Service:
+    """Procedures under one ``prepath``; ``serve()`` runs them until SIGINT/SIGTERM."""
+
+    def __init__(
+        self,
+        *addresses: str,
+        prepath: str = "",
+        channel: str = _wire.DEFAULT_CHANNEL,
+        max_concurrency: int = 200,
+        drain_timeout: float = 30.0,
+        tags: tuple[str, ...] = (),
+    ) -> None:
+        if prepath:
+            try:
+                _wire.check_uri(prepath)
+            except ValueError as exc:
+                raise invalid_argument(f"prepath: {exc}") from None
+        if max_concurrency < 1:
+            raise invalid_argument("max_concurrency must be at least 1")
+        self.addresses = addresses
+        self.prepath = prepath
+        self.channel = channel
+        self.max_concurrency = max_concurrency
+        self.drain_timeout = drain_timeout
+        self.tags = tags
+        self.procedures: dict[str, Procedure] = {}
+        self._running: _Running | None = None
+
+    # -- registry --------------------------------------------------------------------------------
+
+    def procedure(
+        self,
+        function: F | None = None,
+        *,
+        name: str | None = None,
+        channel: str | None = None,
+        description: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> Any:
+        """Register ``async def f(session, payload) -> result`` as ``<prepath>.<name>``."""
+
+        def register(function: F) -> F:
+            local = name or function.__name__
+            uri = f"{self.prepath}.{local}" if self.prepath else local
+            try:
+                _wire.check_uri(uri)
+                _wire.channel_name(channel or self.channel)
+            except ValueError as exc:
+                raise invalid_argument(f"cannot register {function.__qualname__}: {exc}") from None
+            if uri in self.procedures:
+                raise invalid_argument(f"procedure {uri!r} is registered twice")
+            if self._running is not None:
+                raise session_state_error("register procedures before the service starts")
+            self.procedures[uri] = Procedure(
+                uri=uri,
+                channel=channel or self.channel,
+                function=function,
+                signature=inspect_procedure(function),
+                description=description or (function.__doc__ or "").strip(),
+                tags=tuple(tags) or self.tags,
+            )
+            return function
+
+        return register(function) if function is not None else register
+
+    # -- running ---------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> Almanet:
+        if self._running is None:
+            raise session_state_error("the service is not running")
+        return self._running.session
+
+    async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
+        """Join, then subscribe every procedure and the discovery procedures."""
+        if self._running is not None:
+            raise session_state_error("the service is already running")
+        session = Almanet(*(addresses or self.addresses), **session_options)
+        await session.join()
+        running = self._running = _Running(session)
+        try:
+            for procedure in self.procedures.values():
+                running.consumers.append(
+                    await session._subscribe(
+                        _wire.rpc_topic(procedure.uri),
+                        _wire.channel_name(procedure.channel),
+                        lambda m, p=procedure: self._on_invocation(p, m),
+                        max_in_flight=self.max_concurrency,
+                        low_latency=True,
+                    )
+                )
+            await self._start_discovery(running)
+        except BaseException:
+            self._running = None
+            await session.leave()
+            raise
+        logger.info("serving %d procedures as session %s", len(self.procedures), session.id)
+
+    async def _start_discovery(self, running: _Running) -> None:
+        session = running.session
+        client_reply = self._client_info(running)
+        running.consumers.append(
+            await session._subscribe(
+                _wire.rpc_topic(_wire.CLIENT_DISCOVERY_URI),
+                _wire.channel_name(session.id),
+                lambda m: self._answer(m, client_reply),
+                max_in_flight=16,
+                low_latency=True,
+            )
+        )
+        for procedure in self.procedures.values():
+            try:
+                topic = _wire.rpc_topic(_wire.describe_uri(procedure.uri, procedure.channel))
+            except ValueError:
+                logger.debug("%s: its describe topic does not fit NSQ's 64 characters", procedure.uri)
+                continue
+            description = procedure.describe(session.id)
+            running.consumers.append(
+                await session._subscribe(
+                    topic,
+                    _wire.channel_name(procedure.channel),
+                    lambda m, d=description: self._answer(m, d),
+                    max_in_flight=16,
+                    low_latency=True,
+                )
+            )
+
+    def _client_info(self, running: _Running) -> dict[str, Any]:
+        session = running.session
+        return {
+            "client": session.id,
+            "version": DISCOVERY_VERSION,
+            "routes": [f"{p.uri}/{p.channel}" for p in self.procedures.values()],
+            # almanet extensions (0.7.0 callers ignore extra keys inside the payload)
+            "prepath": self.prepath,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": running.started_at,
+            "procedures": [p.describe(session.id) for p in self.procedures.values()],
+        }
+
+    def _answer(self, message: Message, payload: Any) -> None:
+        try:
+            invocation = _wire.decode_invocation(message.body)
+        except _wire.WireError as exc:
+            logger.warning("dropped a malformed discovery invocation: %s", exc)
+            message.finish()
+            return
+        self._reply(message, invocation, False, payload)
+
+    def _on_invocation(self, procedure: Procedure, message: Message) -> None:
+        running = self._running
+        if running is None:
+            message.requeue()
+            return
+        try:
+            invocation = _wire.decode_invocation(message.body)
+        except _wire.WireError as exc:
+            logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
+            message.finish()
+            return
+        task = asyncio.get_running_loop().create_task(self._invoke(running, procedure, invocation, message))
+        running.tasks.add(task)
+        task.add_done_callback(running.tasks.discard)
+
+    async def _invoke(
+        self, running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message
+    ) -> None:
+        signature = procedure.signature
+        try:
+            args: tuple[Any, ...] = ()
+            if signature.takes_payload:
+                payload = signature.payload.validate(invocation.payload, "payload")
+                args = (running.session, payload) if signature.takes_session else (payload,)
+            result = await procedure.function(*args)
+            result = signature.result.to_json(signature.result.validate(result, "result"))
+            self._reply(message, invocation, False, result)
+        except rpc_error as error:
+            self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
+        except asyncio.CancelledError:
+            message.requeue()
+            raise
+        except Exception:
+            logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
+            self._internal_error(message, invocation)
+
+    def _internal_error(self, message: Message, invocation: _wire.Invocation) -> None:
+        payload = _wire.error_payload(InternalError.__name__, [f"internal error in the service (call {invocation.id})"])
+        self._reply(message, invocation, True, payload)
+
+    def _reply(self, message: Message, invocation: _wire.Invocation, is_error: bool, payload: Any) -> None:
+        running = self._running
+        try:
+            body = _wire.encode_reply(invocation.id, is_error, payload)
+        except _wire.WireError:
+            logger.exception("the reply to %s is not JSON-serializable", invocation.id)
+            self._internal_error(message, invocation)
+            return
+        if running is None:
+            message.finish()
+            return
+        published = running.session._publish_nowait(invocation.reply_topic, body)
+
+        def done(future: asyncio.Future[None]) -> None:
+            message.finish()
+            if not future.cancelled() and future.exception() is not None:
+                logger.error("could not publish the reply to %s: %s", invocation.id, future.exception())
+
+        published.add_done_callback(done)
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Drain: take no new invocations, let those in flight finish (bounded), then leave."""
+        running = self._running
+        if running is None:
+            return
+        timeout = self.drain_timeout if drain_timeout is None else drain_timeout
+        await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
+        if running.tasks:
+            logger.info("draining %d invocations in flight", len(running.tasks))
+            _, pending = await asyncio.wait(set(running.tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning("%d invocations did not finish within %ss; requeued", len(pending), timeout)
+                await asyncio.gather(*pending, return_exceptions=True)
+        # give the replies just published a moment to reach nsqd: the producer flushes on close
+        self._running = None
+        await running.session.leave()
+
+    async def run(self, stop: asyncio.Event, addresses: tuple[str, ...] | None = None) -> None:
+        """Serve until ``stop`` is set, then drain."""
+        await self.start(addresses)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def serve(self, addresses: tuple[str, ...] | None = None) -> None:
+        """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once."""
+        serve_until_signal([self], addresses)
+
+
+def serve_until_signal(
+    services: list[Service], addresses: tuple[str, ...] | None = None, on_started: Callable[[], None] | None = None
+) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals > 1:
+                raise SystemExit(130)
+            logger.info("stopping: finishing invocations in flight (signal again to stop at once)")
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        started: list[Service] = []
+        try:
+            for service in services:
+                await service.start(addresses)
+                started.append(service)
+            if on_started is not None:
+                on_started()
+            await stop.wait()
+        finally:
+            await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
+
+    asyncio.run(main())

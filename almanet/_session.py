@@ -1,0 +1,547 @@
+"""``Almanet``: a session on NSQ that calls procedures, produces and consumes.
+
+A session owns one publishing connection per nsqd and, once it has called something, one reply
+subscription (an ephemeral topic of its own), so nothing it made outlives it inside nsqd.
+Pending calls share a single deadline timer instead of one timer each: timeouts stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import heapq
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Literal
+
+import orjson
+
+from . import _wire
+from ._errors import broker_error, invalid_argument, rpc_error, session_state_error
+from ._models import CallResult, ConsumedMessage
+from ._nsq.consumer import Consumer, Message
+from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse
+from ._nsq.names import check_name
+from ._nsq.options import ConnectionOptions, parse_address
+from ._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE, Producer
+
+__all__ = ["Almanet", "Subscription", "remote_error", "translate_nsq_error"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "localhost:4150"
+DEFAULT_CALL_TIMEOUT = 60.0
+REPLY_MAX_IN_FLIGHT = 2000
+
+State = Literal["unopened", "open", "closed"]
+
+
+def translate_nsq_error(exc: NSQError, doing: str) -> broker_error:
+    """The one place NSQ client errors become almanet errors, with a hint at the fix."""
+    if isinstance(exc, NSQConnectionError):
+        return broker_error(f"{doing}: {exc}. Is nsqd running there? Set the address with ALMANET_NSQD or almanet.toml")
+    if isinstance(exc, NSQErrorResponse) and exc.code in {"E_BAD_MESSAGE", "E_BAD_BODY"}:
+        return broker_error(f"{doing}: nsqd refused the message ({exc}); is it larger than nsqd's --max-msg-size?")
+    return broker_error(f"{doing}: nsqd answered {exc}")
+
+
+def _find_error_class(name: str, base: type[rpc_error] = rpc_error) -> type[rpc_error] | None:
+    """The caller's own ``rpc_error`` subclass of that name, the newest defined one winning."""
+    found: type[rpc_error] | None = None
+    stack = list(base.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        if cls.__name__ == name:
+            found = cls
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+def remote_error(payload: Any) -> rpc_error:
+    """Rebuild the exception a procedure raised from an error reply's payload."""
+    name, args = _wire.parse_error_payload(payload)
+    cls = _find_error_class(name) or rpc_error
+    error = cls.__new__(cls)
+    rpc_error.__init__(error, *args, name=name)  # bypass user __init__: args come from the wire
+    return error
+
+
+class _Deadlines:
+    """One timer for all pending calls: a heap of (deadline, call id), the earliest armed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Any) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, str]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+        self._expire = expire
+
+    def add(self, deadline: float, call_id: str) -> None:
+        heapq.heappush(self._heap, (deadline, call_id))
+        if deadline < self._armed_at:
+            self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_at = deadline
+        self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed_at = float("inf")
+        now = self._loop.time()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, call_id = heapq.heappop(heap)
+            self._expire(call_id)
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._heap.clear()
+
+
+class _Pending:
+    """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
+
+    __slots__ = ("future", "multi", "replies", "uri")
+
+    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool) -> None:
+        self.future = future
+        self.uri = uri
+        self.multi = multi
+        self.replies: list[_wire.Reply] = []
+
+
+class Almanet:
+    """A session: ``async with almanet.new_session("localhost:4150") as session: ...``."""
+
+    def __init__(
+        self,
+        *addresses: str,
+        default_timeout: float = DEFAULT_CALL_TIMEOUT,
+        options: ConnectionOptions | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        addresses = addresses or (DEFAULT_ADDRESS,)
+        for address in addresses:
+            try:
+                parse_address(address)
+            except ValueError as exc:
+                raise invalid_argument(str(exc)) from None
+        if default_timeout <= 0:
+            raise invalid_argument("default_timeout must be positive")
+        self.addresses: tuple[str, ...] = tuple(addresses)
+        self.id = _wire.new_id()
+        self.default_timeout = default_timeout
+        self.max_message_size = max_message_size
+        self._options = options or ConnectionOptions()
+        self._state: State = "unopened"
+        self._producer = Producer(self.addresses, self._options)
+        self._reply_topic = _wire.reply_topic(self.id)
+        self._replies: Consumer | None = None
+        self._replies_ready: asyncio.Future[None] | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._deadlines: _Deadlines | None = None
+        self._subscriptions: set[Subscription] = set()
+        self._consumers: set[Consumer] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def joined(self) -> bool:
+        return self._state == "open"
+
+    async def join(self) -> None:
+        """Connect to nsqd; a broker that is down fails here, with the address in the message."""
+        if self._state == "closed":
+            raise session_state_error("this session was closed; create a new one with almanet.new_session()")
+        if self._state == "open":
+            return
+        try:
+            await self._producer.connect()
+        except NSQError as exc:
+            await self._producer.close()
+            raise translate_nsq_error(exc, "cannot join") from None
+        self._deadlines = _Deadlines(asyncio.get_running_loop(), self._expire)
+        self._state = "open"
+
+    async def leave(self) -> None:
+        """Stop consuming, fail pending calls, close every connection. Safe to call twice."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        consumers = list(self._consumers)
+        if self._replies is not None:
+            consumers.append(self._replies)
+        await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(session_state_error("the session left before the reply came"))
+        self._pending.clear()
+        if self._deadlines is not None:
+            self._deadlines.close()
+        await self._producer.close()
+
+    async def __aenter__(self) -> Almanet:
+        await self.join()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.leave()
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            hint = (
+                "use `async with session:` or `await session.join()`"
+                if self._state == "unopened"
+                else ("it was closed; create a new session")
+            )
+            raise session_state_error(f"the session is not open: {hint}")
+
+    # -- low-level plumbing (used by the service layer too) --------------------------------------
+
+    def _encode(self, payload: Any, what: str) -> bytes:
+        try:
+            body = orjson.dumps(payload)
+        except TypeError as exc:
+            raise invalid_argument(f"{what} is not JSON-serializable: {exc}") from None
+        self._check_size(body, what)
+        return body
+
+    def _check_size(self, body: bytes, what: str) -> None:
+        if len(body) > self.max_message_size:
+            raise invalid_argument(
+                f"{what} is {len(body)} bytes; nsqd accepts at most {self.max_message_size}"
+                " (raise nsqd's --max-msg-size and the session's max_message_size together)"
+            )
+
+    async def _subscribe(
+        self,
+        topic: str,
+        channel: str,
+        handler: Any,
+        *,
+        max_in_flight: int,
+        low_latency: bool,
+    ) -> Consumer:
+        """Start a consumer owned by this session (stopped when it leaves)."""
+        self._require_open()
+        options = self._options
+        if low_latency:
+            options = _low_latency(options)
+        consumer = Consumer(topic, channel, self.addresses, handler, max_in_flight=max_in_flight, options=options)
+        try:
+            await consumer.start()
+        except NSQError as exc:
+            raise translate_nsq_error(exc, f"cannot subscribe to {topic}/{channel}") from None
+        self._consumers.add(consumer)
+        return consumer
+
+    async def _stop_consumer(self, consumer: Consumer, drain_timeout: float = 0.0) -> None:
+        self._consumers.discard(consumer)
+        await consumer.stop(drain_timeout)
+
+    def _publish_nowait(self, topic: str, body: bytes) -> asyncio.Future[None]:
+        return self._producer.publish_nowait(topic, body)
+
+    # -- RPC -------------------------------------------------------------------------------------
+
+    async def _ensure_replies(self) -> None:
+        ready = self._replies_ready
+        if ready is None:
+            ready = self._replies_ready = asyncio.get_running_loop().create_future()
+            try:
+                self._replies = await self._subscribe(
+                    self._reply_topic,
+                    _wire.REPLY_CHANNEL,
+                    self._on_reply,
+                    max_in_flight=REPLY_MAX_IN_FLIGHT,
+                    low_latency=True,
+                )
+            except BaseException as exc:
+                self._replies_ready = None
+                ready.set_exception(exc)
+                ready.exception()  # retrieved: the raise below reports it
+                raise
+            ready.set_result(None)
+        elif not ready.done():
+            await asyncio.shield(ready)
+
+    def _on_reply(self, message: Message) -> None:
+        message.finish()
+        try:
+            reply = _wire.decode_reply(message.body)
+        except _wire.WireError as exc:
+            logger.warning("ignored a malformed reply on %s: %s", self._reply_topic, exc)
+            return
+        pending = self._pending.get(reply.call_id)
+        if pending is None:
+            logger.debug("reply to %s came after its call ended", reply.call_id)
+            return
+        if pending.multi:
+            pending.replies.append(reply)
+        else:
+            del self._pending[reply.call_id]
+            if not pending.future.done():
+                pending.future.set_result(reply)
+
+    def _expire(self, call_id: str) -> None:
+        pending = self._pending.pop(call_id, None)
+        if pending is None or pending.future.done():
+            return
+        if pending.multi:
+            pending.future.set_result(pending.replies)
+        else:
+            pending.future.set_exception(
+                TimeoutError(f"no reply from {pending.uri!r}: no service answered within the timeout")
+            )
+
+    def _start_call(self, uri: str, payload: Any, timeout: float | None, multi: bool) -> asyncio.Future[Any]:
+        try:
+            topic = _wire.rpc_topic(uri)
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
+        timeout = self.default_timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise invalid_argument("timeout must be positive")
+        call_id = _wire.new_id()
+        try:
+            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
+        except _wire.WireError as exc:
+            raise invalid_argument(str(exc)) from None
+        self._check_size(body, "the payload")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending[call_id] = _Pending(future, uri, multi)
+        assert self._deadlines is not None
+        self._deadlines.add(loop.time() + timeout, call_id)
+        published = self._producer.publish_nowait(topic, body)
+        published.add_done_callback(lambda p: self._on_published(p, call_id, uri))
+        return future
+
+    def _on_published(self, published: asyncio.Future[None], call_id: str, uri: str) -> None:
+        if published.cancelled():
+            return
+        error = published.exception()
+        if error is None:
+            return
+        pending = self._pending.pop(call_id, None)
+        if pending is not None and not pending.future.done():
+            if isinstance(error, NSQError):
+                error = translate_nsq_error(error, f"cannot call {uri!r}")
+            pending.future.set_exception(error)
+
+    async def call(self, uri: str, payload: Any = None, *, timeout: float | None = None) -> CallResult[Any]:
+        """Call a procedure and wait for its reply.
+
+        Raises the remote ``rpc_error`` (as the caller's own subclass when one has its name),
+        ``TimeoutError`` when no reply comes in time (also when nothing serves ``uri``).
+        """
+        self._require_open()
+        if self._replies_ready is None or not self._replies_ready.done():
+            await self._ensure_replies()
+        future = self._start_call(uri, payload, timeout, multi=False)
+        reply: _wire.Reply = await future
+        if reply.is_error:
+            raise remote_error(reply.payload)
+        return CallResult(reply.call_id, reply.payload)
+
+    async def multicall(
+        self, uri: str, payload: Any = None, *, timeout: float | None = None
+    ) -> list[CallResult[Any] | rpc_error]:
+        """Call every channel serving ``uri`` and collect what comes back until ``timeout``.
+
+        Errors are returned in the list, not raised: one failing responder must not hide the others.
+        """
+        self._require_open()
+        await self._ensure_replies()
+        future = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True)
+        replies: list[_wire.Reply] = await future
+        return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
+
+    async def delay_call(self, uri: str, payload: Any, delay: float) -> str:
+        """Invoke ``uri`` after ``delay`` seconds (NSQ deferred publish); no reply is awaited.
+
+        Returns the invocation id. The reply, if any, goes to this session and is dropped.
+        """
+        self._require_open()
+        try:
+            topic = _wire.rpc_topic(uri)
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
+        if delay < 0:
+            raise invalid_argument("delay must not be negative")
+        call_id = _wire.new_id()
+        try:
+            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
+        except _wire.WireError as exc:
+            raise invalid_argument(str(exc)) from None
+        self._check_size(body, "the payload")
+        try:
+            await self._producer.publish_deferred(topic, int(delay * 1000), body)
+        except NSQError as exc:
+            raise translate_nsq_error(exc, f"cannot delay a call of {uri!r}") from None
+        return call_id
+
+    # -- produce / consume -----------------------------------------------------------------------
+
+    @staticmethod
+    def _check_topic(topic: str, kind: str = "topic") -> str:
+        try:
+            return check_name(topic, kind)
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
+
+    async def produce(self, topic: str, payload: Any, *, delay: float | None = None) -> None:
+        """Publish one JSON message; returns once nsqd has it."""
+        self._require_open()
+        self._check_topic(topic)
+        body = self._encode(payload, "the message")
+        try:
+            if delay:
+                await self._producer.publish_deferred(topic, int(delay * 1000), body)
+            else:
+                await self._producer.publish(topic, body)
+        except NSQError as exc:
+            raise translate_nsq_error(exc, f"cannot produce to {topic!r}") from None
+
+    async def produce_many(
+        self,
+        topic: str,
+        payloads: Iterable[Any],
+        *,
+        raw: bool = False,
+        progress: Any = None,
+    ) -> int:
+        """Publish many messages with MPUB batches; every message is checked before any is sent.
+
+        With ``raw=True`` the payloads are bytes sent as they are. Returns the number sent.
+        """
+        self._require_open()
+        self._check_topic(topic)
+        bodies: list[bytes] = []
+        for index, payload in enumerate(payloads):
+            if raw:
+                if not isinstance(payload, bytes | bytearray):
+                    raise invalid_argument(f"message {index} is not bytes")
+                body = bytes(payload)
+                self._check_size(body, f"message {index}")
+            else:
+                body = self._encode(payload, f"message {index}")
+            bodies.append(body)
+        if not bodies:
+            return 0
+        try:
+            await self._producer.publish_many(topic, bodies, progress=progress)
+        except NSQError as exc:
+            raise translate_nsq_error(exc, f"cannot produce to {topic!r}") from None
+        return len(bodies)
+
+    def consume(
+        self,
+        topic: str,
+        channel: str,
+        *,
+        max_in_flight: int = 100,
+        max_attempts: int | None = None,
+    ) -> Subscription:
+        """Messages of ``topic`` on ``channel``: ``async for message in session.consume(...)``.
+
+        Use it as ``async with`` to stop it at a known point; otherwise it stops when the session
+        leaves. Past ``max_attempts`` deliveries a message is finished and logged, never looped.
+        """
+        self._require_open()
+        self._check_topic(topic)
+        self._check_topic(channel, "channel")
+        if max_attempts is not None and max_attempts < 1:
+            raise invalid_argument("max_attempts must be at least 1")
+        return Subscription(self, topic, channel, max_in_flight, max_attempts)
+
+
+def _low_latency(options: ConnectionOptions) -> ConnectionOptions:
+    """nsqd writes each message at once instead of buffering up to 250 ms: RPC wants latency."""
+    return dataclasses.replace(options, output_buffer_size=-1)
+
+
+class Subscription:
+    """An ``async`` iterator of ``ConsumedMessage``; starts on first use, stops on ``close``."""
+
+    def __init__(
+        self, session: Almanet, topic: str, channel: str, max_in_flight: int, max_attempts: int | None
+    ) -> None:
+        self.session = session
+        self.topic = topic
+        self.channel = channel
+        self.max_in_flight = max_in_flight
+        self.max_attempts = max_attempts
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._consumer: Consumer | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._consumer is None and not self._closed:
+            self._consumer = await self.session._subscribe(
+                self.topic, self.channel, self._on_message, max_in_flight=self.max_in_flight, low_latency=False
+            )
+            self.session._subscriptions.add(self)
+
+    def _on_message(self, message: Message) -> None:
+        if self.max_attempts is not None and message.attempts > self.max_attempts:
+            logger.error(
+                "message %s on %s/%s was delivered %d times (max_attempts=%d): finished without handling; body: %r",
+                message.id.decode(),
+                self.topic,
+                self.channel,
+                message.attempts,
+                self.max_attempts,
+                message.body[:200],
+            )
+            message.finish()
+            return
+        self._queue.put_nowait(message)
+
+    async def close(self) -> None:
+        """Stop receiving; messages received but not handled go back to nsqd right away."""
+        if self._closed:
+            return
+        self._closed = True
+        self.session._subscriptions.discard(self)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop_receiving()
+            while not self._queue.empty():
+                message = self._queue.get_nowait()
+                if message is not None:
+                    message.requeue()
+            await self.session._stop_consumer(consumer)
+        self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> Subscription:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[ConsumedMessage]:
+        return self
+
+    async def __anext__(self) -> ConsumedMessage:
+        if self._consumer is None and not self._closed:
+            await self.start()
+        message = await self._queue.get()
+        if message is None:
+            self._queue.put_nowait(None)
+            raise StopAsyncIteration
+        return ConsumedMessage(message)

@@ -1,0 +1,175 @@
+"""The almanet message shapes on NSQ, compatible with almanet 0.7.0 both ways.
+
+Pure: JSON bytes in and out, topic names, ids. ``docs/protocol.md`` explains the protocol;
+this module is its executable form.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ._nsq.names import EPHEMERAL_SUFFIX, check_name
+
+__all__ = [
+    "CLIENT_DISCOVERY_URI",
+    "DEFAULT_CHANNEL",
+    "REPLY_CHANNEL",
+    "Invocation",
+    "Reply",
+    "WireError",
+    "channel_name",
+    "check_uri",
+    "decode_invocation",
+    "decode_reply",
+    "describe_uri",
+    "encode_invocation",
+    "encode_reply",
+    "error_payload",
+    "new_id",
+    "reply_topic",
+    "rpc_topic",
+]
+
+RPC_PREFIX = "_rpc_."
+DESCRIBE_PREFIX = "_api_schema_."
+CLIENT_DISCOVERY_URI = "_api_schema_.client"
+DEFAULT_CHANNEL = "RPC"
+REPLY_CHANNEL = "rpc-recipient" + EPHEMERAL_SUFFIX
+_URI = re.compile(r"[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*")
+_INVOCATION_KEYS = frozenset({"id", "caller_id", "payload", "reply_topic"})
+_REPLY_KEYS = frozenset({"call_id", "is_error", "payload"})
+
+
+class WireError(ValueError):
+    """Bytes that are not a valid almanet message."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_uri(uri: str) -> str:
+    """A procedure URI: dot-separated words of letters, digits, '_' and '-'; its topic must fit NSQ."""
+    if not isinstance(uri, str) or not _URI.fullmatch(uri):
+        raise ValueError(
+            f"procedure URI {uri!r} is invalid: use dot-separated words of letters, digits, '_' and '-'"
+            " (e.g. net.example.greeting)"
+        )
+    limit = 64 - len(RPC_PREFIX)
+    if len(uri) > limit:
+        raise ValueError(f"procedure URI {uri!r} is {len(uri)} characters long; at most {limit} fit an NSQ topic")
+    return uri
+
+
+def rpc_topic(uri: str) -> str:
+    return RPC_PREFIX + check_uri(uri)
+
+
+def describe_uri(uri: str, channel: str = DEFAULT_CHANNEL) -> str:
+    """0.7.0's per-procedure discovery URI (``_api_schema_.<uri>.<channel>``)."""
+    return f"{DESCRIBE_PREFIX}{uri}.{channel}"
+
+
+def channel_name(channel: str) -> str:
+    """The NSQ channel serving a logical channel: ephemeral, so it goes when its last subscriber does."""
+    name = channel if channel.endswith(EPHEMERAL_SUFFIX) else channel + EPHEMERAL_SUFFIX
+    return check_name(name, "channel")
+
+
+def reply_topic(session_id: str) -> str:
+    return f"_rpc_._reply_.{session_id}{EPHEMERAL_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    id: str
+    caller_id: str
+    payload: Any
+    reply_topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    call_id: str
+    is_error: bool
+    payload: Any
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise WireError(f"payload is not JSON-serializable: {exc}") from None
+
+
+def encode_invocation(call_id: str, caller_id: str, payload: Any, reply_to: str) -> bytes:
+    # Exactly these four keys: a 0.7.0 service rejects any other.
+    return _dumps({"id": call_id, "caller_id": caller_id, "payload": payload, "reply_topic": reply_to})
+
+
+def _loads_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WireError(f"{what} is not a JSON object")
+    return value
+
+
+def decode_invocation(body: bytes) -> Invocation:
+    value = _loads_object(body, "invocation")
+    if value.keys() != _INVOCATION_KEYS:
+        raise WireError(f"invocation keys are {sorted(value)}, expected {sorted(_INVOCATION_KEYS)}")
+    call_id, caller_id, reply_to = value["id"], value["caller_id"], value["reply_topic"]
+    if not (isinstance(call_id, str) and isinstance(caller_id, str) and isinstance(reply_to, str)):
+        raise WireError("invocation id, caller_id and reply_topic must be strings")
+    try:
+        check_name(reply_to, "reply topic")
+    except ValueError as exc:
+        raise WireError(str(exc)) from None
+    return Invocation(call_id, caller_id, value["payload"], reply_to)
+
+
+def encode_reply(call_id: str, is_error: bool, payload: Any) -> bytes:
+    return _dumps({"call_id": call_id, "is_error": is_error, "payload": payload})
+
+
+def decode_reply(body: bytes) -> Reply:
+    value = _loads_object(body, "reply")
+    if value.keys() != _REPLY_KEYS:
+        raise WireError(f"reply keys are {sorted(value)}, expected {sorted(_REPLY_KEYS)}")
+    if not isinstance(value["call_id"], str) or not isinstance(value["is_error"], bool):
+        raise WireError("reply call_id must be a string and is_error a boolean")
+    return Reply(value["call_id"], value["is_error"], value["payload"])
+
+
+def error_payload(name: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+    """An error reply's payload; arguments that JSON cannot carry travel as their ``str``."""
+    safe = [a if _json_safe(a) else str(a) for a in args]
+    return {"name": name, "message": safe}
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def parse_error_payload(payload: Any) -> tuple[str, tuple[Any, ...]]:
+    """(name, args) of an error reply; accepts 0.7.0's string ``message`` as one argument."""
+    if isinstance(payload, dict) and isinstance(payload.get("name"), str):
+        message = payload.get("message")
+        if isinstance(message, list):
+            return payload["name"], tuple(message)
+        if message is None:
+            return payload["name"], ()
+        return payload["name"], (message,)
+    return "rpc_error", (payload,)

@@ -1,0 +1,99 @@
+"""``almanet serve MODULE:ATTR ...``: import services and serve them until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from ._common import ConfigOption, Exit, NsqdOption, fail, load
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "serve",
+        help="Serve the procedures of one or more services (MODULE:ATTR, a service or a list of them)"
+        " until Ctrl-C or SIGTERM, then drain: in-flight invocations finish before leaving.",
+    )(serve)
+
+
+def resolve_target(target: str) -> list[Any]:
+    """``module:attr`` → the services it names; every failure names the fix, exit 2."""
+    from almanet._service import Service
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        fail(f"target {target!r} is not MODULE:ATTR (e.g. services.example:example_service)", Exit.BAD_INPUT)
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            fail(
+                f"cannot import module {module_name!r}: no module named {exc.name!r}"
+                " (run from the folder that contains it, or install it)",
+                Exit.BAD_INPUT,
+            )
+        fail(f"importing {module_name!r} failed: {exc}", Exit.BAD_INPUT)
+    except Exception as exc:
+        fail(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}", Exit.BAD_INPUT)
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            names = sorted(n for n, v in vars(module).items() if isinstance(v, Service))
+            hint = f"; services there: {', '.join(names)}" if names else "; it defines no service"
+            fail(f"module {module_name!r} has no attribute {attr!r}{hint}", Exit.BAD_INPUT)
+    services = list(value) if isinstance(value, list | tuple) else [value]
+    for item in services:
+        if not isinstance(item, Service):
+            fail(f"{target} is a {type(item).__name__}, not a service made by almanet.new_service()", Exit.BAD_INPUT)
+    return services
+
+
+def _panel(services: list[Any], addresses: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"almanet serving on {', '.join(addresses)}", title_justify="left")
+    table.add_column("procedure")
+    table.add_column("channel")
+    table.add_column("description", overflow="fold")
+    for service in services:
+        for procedure in service.procedures.values():
+            table.add_row(procedure.uri, procedure.channel, procedure.description.split("\n")[0])
+    Console(stderr=True).print(table)
+
+
+def serve(
+    targets: Annotated[list[str], typer.Argument(help="MODULE:ATTR of a service (or of a list of services).")],
+    log_level: Annotated[str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")] = "info",
+    config: ConfigOption = None,
+    nsqd: NsqdOption = None,
+) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        fail(f"--log-level {log_level!r} is not one of debug, info, warning, error", Exit.BAD_INPUT)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = [s for target in targets for s in resolve_target(target)]
+    if not any(s.procedures for s in services):
+        fail("the services have no procedures to serve", Exit.BAD_INPUT)
+    settings = load(config, nsqd)
+    # The configuration (file, env, --nsqd) wins over the addresses written in the service's code,
+    # unless nothing was configured: then the service's own addresses are used.
+    configured = settings.sources.get("nsq.nsqd", "default") != "default"
+    addresses: tuple[str, ...] | None = settings.nsqd if configured else None
+    shown = addresses or services[0].addresses or ("localhost:4150",)
+    _panel(services, shown)
+    from almanet._errors import almanet_error
+    from almanet._service import serve_until_signal
+
+    try:
+        serve_until_signal(services, addresses, on_started=lambda: logging.getLogger("almanet").info("ready"))
+    except almanet_error as exc:
+        fail(str(exc), Exit.BROKER if "nsqd" in str(exc) else Exit.BAD_INPUT)
