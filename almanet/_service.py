@@ -300,14 +300,19 @@ class Service:
         finally:
             await self.stop()
 
-    def serve(self, addresses: tuple[str, ...] | None = None) -> None:
+    def serve(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
         """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once."""
-        serve_until_signal([self], addresses)
+        serve_until_signal([self], addresses, **session_options)
 
 
 def serve_until_signal(
-    services: list[Service], addresses: tuple[str, ...] | None = None, on_started: Callable[[], None] | None = None
+    services: list[Service],
+    addresses: tuple[str, ...] | None = None,
+    on_started: Callable[[], None] | None = None,
+    **session_options: Any,
 ) -> None:
+    """Start ``services``, wait for SIGINT/SIGTERM, drain them all; for ``serve()`` and the CLI."""
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -326,7 +331,7 @@ def serve_until_signal(
         started: list[Service] = []
         try:
             for service in services:
-                await service.start(addresses)
+                await service.start(addresses, **session_options)
                 started.append(service)
             if on_started is not None:
                 on_started()
