@@ -170,21 +170,22 @@ class FrameDecoder:
             size, frame_type = _HEADER.unpack_from(buffer, offset)
             if size < 4 or size > self._max_frame_size:
                 raise ProtocolError(f"frame size {size} out of bounds (4..{self._max_frame_size})")
+            # Judge the header before waiting for the body: garbage fails now, not megabytes later.
+            if frame_type == FRAME_MESSAGE and size - 4 < 26:
+                raise ProtocolError(f"message frame of {size - 4} bytes is shorter than its header")
+            if frame_type not in (FRAME_RESPONSE, FRAME_ERROR, FRAME_MESSAGE):
+                raise ProtocolError(f"unknown frame type {frame_type}")
             if end - offset - 4 < size:
                 break
             start = offset + 8
             stop = offset + 4 + size
             if frame_type == FRAME_MESSAGE:
-                if size - 4 < 26:
-                    raise ProtocolError(f"message frame of {size - 4} bytes is shorter than its header")
                 timestamp, attempts, message_id = _MESSAGE_HEADER.unpack_from(buffer, start)
                 frames.append(MessageFrame(timestamp, attempts, message_id, bytes(buffer[start + 26 : stop])))
             elif frame_type == FRAME_RESPONSE:
                 frames.append(ResponseFrame(bytes(buffer[start:stop])))
-            elif frame_type == FRAME_ERROR:
-                frames.append(ErrorFrame(bytes(buffer[start:stop])))
             else:
-                raise ProtocolError(f"unknown frame type {frame_type}")
+                frames.append(ErrorFrame(bytes(buffer[start:stop])))
             offset = stop
         if offset:
             del buffer[:offset]
