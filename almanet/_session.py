@@ -427,26 +427,27 @@ class Almanet:
         """Publish many messages with MPUB batches; every message is checked before any is sent.
 
         With ``raw=True`` the payloads are bytes sent as they are. Returns the number sent.
+        ``progress`` is called with the number of messages of each batch nsqd confirmed.
         """
         self._require_open()
         self._check_topic(topic)
-        bodies: list[bytes] = []
-        for index, payload in enumerate(payloads):
+        items = payloads if isinstance(payloads, list | tuple) else list(payloads)
+        # Check everything first (encoding twice is cheaper than holding a million encoded bodies).
+        for index, payload in enumerate(items):
             if raw:
                 if not isinstance(payload, bytes | bytearray):
-                    raise invalid_argument(f"message {index} is not bytes")
-                body = bytes(payload)
-                self._check_size(body, f"message {index}")
+                    raise invalid_argument(f"message {index} is not bytes but {type(payload).__name__}")
+                self._check_size(payload, f"message {index}")
             else:
-                body = self._encode(payload, f"message {index}")
-            bodies.append(body)
-        if not bodies:
+                self._encode(payload, f"message {index}")
+        if not items:
             return 0
+        bodies = (bytes(p) for p in items) if raw else map(orjson.dumps, items)
         try:
             await self._producer.publish_many(topic, bodies, progress=progress)
         except NSQError as exc:
             raise translate_nsq_error(exc, f"cannot produce to {topic!r}") from None
-        return len(bodies)
+        return len(items)
 
     def consume(
         self,

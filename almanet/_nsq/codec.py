@@ -24,6 +24,7 @@ __all__ = [
     "MAGIC_V2",
     "ErrorFrame",
     "FrameDecoder",
+    "MessageBatch",
     "MessageFrame",
     "ResponseFrame",
     "auth",
@@ -83,10 +84,38 @@ def dpub(topic: str, delay_ms: int, body: bytes) -> bytes:
     return _with_body(b"DPUB %s %d\n" % (topic.encode(), delay_ms), body)
 
 
+class MessageBatch:
+    """Message bodies gathered for one MPUB, size-prefixed as they arrive.
+
+    Appending into one buffer keeps memory flat when millions of messages are published: the
+    bodies can be dropped as soon as they are added.
+    """
+
+    __slots__ = ("_parts", "count")
+
+    def __init__(self) -> None:
+        self._parts = bytearray()
+        self.count = 0
+
+    def add(self, body: bytes) -> None:
+        self._parts += _SIZE.pack(len(body))
+        self._parts += body
+        self.count += 1
+
+    @property
+    def size(self) -> int:
+        """MPUB's body size as nsqd checks it against ``--max-body-size``."""
+        return 4 + len(self._parts)
+
+    def command(self, topic: str) -> bytes:
+        return b"MPUB %s\n" % topic.encode() + _MPUB_HEADER.pack(self.size, self.count) + self._parts
+
+
 def mpub(topic: str, bodies: list[bytes]) -> bytes:
-    parts = [_SIZE.pack(len(b)) + b for b in bodies]
-    payload = b"".join(parts)
-    return b"MPUB %s\n" % topic.encode() + _MPUB_HEADER.pack(len(payload) + 4, len(bodies)) + payload
+    batch = MessageBatch()
+    for body in bodies:
+        batch.add(body)
+    return batch.command(topic)
 
 
 def mpub_size(bodies: list[bytes]) -> int:

@@ -208,8 +208,8 @@ class Connection(asyncio.Protocol):
     def publish(self, topic: str, body: bytes) -> asyncio.Future[bytes]:
         return self._request(codec.pub(topic, body))
 
-    def publish_many(self, topic: str, bodies: list[bytes]) -> asyncio.Future[bytes]:
-        return self._request(codec.mpub(topic, bodies))
+    def publish_batch(self, topic: str, batch: codec.MessageBatch) -> asyncio.Future[bytes]:
+        return self._request(batch.command(topic))
 
     def publish_deferred(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future[bytes]:
         return self._request(codec.dpub(topic, delay_ms, body))

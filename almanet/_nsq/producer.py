@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from . import codec
 from .connection import Connection
 from .errors import NSQConnectionError
 from .options import ConnectionOptions
@@ -115,44 +116,58 @@ class Producer:
     async def publish_many(
         self,
         topic: str,
-        bodies: Sequence[bytes],
+        bodies: Iterable[bytes],
         *,
         max_batch_bytes: int = DEFAULT_MAX_BODY_SIZE // 2,
-        max_in_flight: int = 8,
+        max_in_flight: int = 4,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """MPUB in batches under ``max_batch_bytes``, several batches in flight at once.
+        """MPUB ``bodies`` (read lazily) in batches under ``max_batch_bytes``, a few in flight at once.
 
         A single message over nsqd's limit is refused by nsqd with E_BAD_MESSAGE; callers check
         sizes first so nothing is half-sent because of one bad message.
         """
-        batches: list[list[bytes]] = []
-        current: list[bytes] = []
-        size = 4
-        for body in bodies:
-            if current and size + 4 + len(body) > max_batch_bytes:
-                batches.append(current)
-                current, size = [], 4
-            current.append(body)
-            size += 4 + len(body)
-        if current:
-            batches.append(current)
         semaphore = asyncio.Semaphore(max_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
 
-        async def send(batch: list[bytes]) -> None:
-            async with semaphore:
-                await self._with_failover(lambda c: c.publish_many(topic, batch))
-            if progress is not None:
-                progress(len(batch))
+        async def send(batch: codec.MessageBatch) -> None:
+            try:
+                await self._with_failover(lambda c: c.publish_batch(topic, batch))
+                if progress is not None:
+                    progress(batch.count)
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                semaphore.release()
 
-        tasks = [asyncio.ensure_future(send(b)) for b in batches]
+        def dispatch(batch: codec.MessageBatch) -> None:
+            task = asyncio.ensure_future(send(batch))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
         try:
+            batch = codec.MessageBatch()
+            for body in bodies:
+                if batch.count and batch.size + 4 + len(body) > max_batch_bytes:
+                    await semaphore.acquire()
+                    if failures:
+                        break
+                    dispatch(batch)
+                    batch = codec.MessageBatch()
+                batch.add(body)
+            else:
+                if batch.count:
+                    await semaphore.acquire()
+                    dispatch(batch)
             await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        if failures:
+            raise failures[0]
 
     async def close(self) -> None:
         self._closed = True

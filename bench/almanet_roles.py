@@ -1,0 +1,211 @@
+"""The almanet side of the benchmark: the same roles as the Go floor (bench/go), same output.
+
+Each role runs in its own process, prints ``READY`` when it is subscribed (serve, consume) and
+one JSON line with its figures at the end. Run by bench/run.py; by hand:
+``python bench/almanet_roles.py serve --nsqd 127.0.0.1:4150 --uri bench.greeting``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any
+
+import orjson
+
+import almanet
+
+
+def emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(record).decode() + "\n")
+    sys.stdout.flush()
+
+
+def rss_kib() -> int:
+    """Current resident set size (not the peak), from /proc."""
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+async def serve(args: argparse.Namespace) -> None:
+    prepath, _, name = args.uri.rpartition(".")
+    service = almanet.new_service(args.nsqd, prepath=prepath)
+    calls = 0
+
+    # The library's real features are on: validation of a `str` payload and result, async procedure.
+    async def greeting(session: almanet.Almanet, payload: str) -> str:
+        nonlocal calls
+        calls += 1
+        return f"Hello, {payload}!"
+
+    greeting.__name__ = name
+    service.procedure(greeting)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    print("READY", flush=True)
+    rss_ready = rss_kib()
+    # The harness asks for a memory reading by sending SIGUSR1 after warm-up and after the load.
+    readings: list[int] = []
+    loop.add_signal_handler(signal.SIGUSR1, lambda: readings.append(rss_kib()))
+    await stop.wait()
+    await service.stop()
+    emit({"role": "serve", "calls": calls, "rss_ready_kib": rss_ready, "rss_readings_kib": readings})
+
+
+async def call(args: argparse.Namespace) -> None:
+    async with almanet.new_session(args.nsqd) as session:
+        for _ in range(args.warmup):
+            await session.call(args.uri, "Aidar", timeout=10)
+        rss_after_warmup = rss_kib()
+        errors = 0
+        latencies: list[float] = []
+        start = time.perf_counter()
+        if args.concurrency == 1:
+            for _ in range(args.n):
+                t0 = time.perf_counter()
+                result = await session.call(args.uri, "Aidar", timeout=10)
+                latencies.append(time.perf_counter() - t0)
+                if result.payload != "Hello, Aidar!":
+                    errors += 1
+        else:
+            remaining = args.n
+
+            async def worker() -> None:
+                nonlocal remaining, errors
+                while remaining > 0:
+                    remaining -= 1
+                    t0 = time.perf_counter()
+                    try:
+                        result = await session.call(args.uri, "Aidar", timeout=10)
+                        if result.payload != "Hello, Aidar!":
+                            errors += 1
+                    except (TimeoutError, almanet.almanet_error):
+                        errors += 1
+                    latencies.append(time.perf_counter() - t0)
+
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        elapsed = time.perf_counter() - start
+        latencies.sort()
+        emit(
+            {
+                "role": "call",
+                "impl": "almanet",
+                "n": args.n,
+                "concurrency": args.concurrency,
+                "elapsed_s": elapsed,
+                "calls_per_s": args.n / elapsed,
+                "errors": errors,
+                "p50_us": percentile(latencies, 0.50) * 1e6,
+                "p90_us": percentile(latencies, 0.90) * 1e6,
+                "p99_us": percentile(latencies, 0.99) * 1e6,
+                "rss_after_warmup_kib": rss_after_warmup,
+                "rss_after_kib": rss_kib(),
+            }
+        )
+
+
+async def consume(args: argparse.Namespace) -> None:
+    seen = bytearray(args.n)
+    unique = received = 0
+    first = last = 0
+    async with almanet.new_session(args.nsqd) as session:
+        async with session.consume(args.topic, args.channel, max_in_flight=args.max_in_flight) as messages:
+            print("READY", flush=True)
+            try:
+                async with asyncio.timeout(args.timeout):
+                    async for message in messages:
+                        now = time.time_ns()
+                        if not received:
+                            first = now
+                        last = now
+                        received += 1
+                        seq = message.body["seq"]
+                        if not seen[seq]:
+                            seen[seq] = 1
+                            unique += 1
+                        await message.commit()
+                        if unique >= args.n:
+                            break
+            except TimeoutError:
+                pass  # reported below as missing messages
+    emit(
+        {
+            "role": "consume",
+            "impl": "almanet",
+            "received": received,
+            "unique": unique,
+            "missing": args.n - unique,
+            "first_recv_ns": first,
+            "last_recv_ns": last,
+        }
+    )
+
+
+async def produce(args: argparse.Namespace) -> None:
+    async with almanet.new_session(args.nsqd) as session:
+        messages = [{"seq": i, "text": "hello"} for i in range(args.n)]
+        first = time.time_ns()
+        start = time.perf_counter()
+        if args.batch:
+            await session.produce_many(args.topic, messages)
+        else:
+            # one PUB each, up to 200 awaiting their OK at once (as the Go floor does)
+            semaphore = asyncio.Semaphore(200)
+
+            async def one(message: dict[str, Any]) -> None:
+                async with semaphore:
+                    await session.produce(args.topic, message)
+
+            await asyncio.gather(*(one(m) for m in messages))
+        elapsed = time.perf_counter() - start
+        emit(
+            {
+                "role": "produce",
+                "impl": "almanet",
+                "n": args.n,
+                "first_send_ns": first,
+                "last_send_ns": time.time_ns(),
+                "elapsed_s": elapsed,
+                "msgs_per_s": args.n / elapsed,
+            }
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    roles = parser.add_subparsers(dest="role", required=True)
+    for name in ("serve", "call", "consume", "produce"):
+        role = roles.add_parser(name)
+        role.add_argument("--nsqd", "-nsqd", required=True)
+    roles.choices["serve"].add_argument("--uri", default="bench.greeting")
+    roles.choices["call"].add_argument("--uri", default="bench.greeting")
+    roles.choices["call"].add_argument("--n", "-n", type=int, default=2000)
+    roles.choices["call"].add_argument("--warmup", type=int, default=200)
+    roles.choices["call"].add_argument("--concurrency", type=int, default=1)
+    roles.choices["consume"].add_argument("--topic", required=True)
+    roles.choices["consume"].add_argument("--channel", default="bench")
+    roles.choices["consume"].add_argument("--n", "-n", type=int, default=100_000)
+    roles.choices["consume"].add_argument("--max-in-flight", type=int, default=200)
+    roles.choices["consume"].add_argument("--timeout", type=float, default=120)
+    roles.choices["produce"].add_argument("--topic", required=True)
+    roles.choices["produce"].add_argument("--n", "-n", type=int, default=100_000)
+    roles.choices["produce"].add_argument("--batch", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run({"serve": serve, "call": call, "consume": consume, "produce": produce}[args.role](args))
+
+
+if __name__ == "__main__":
+    main()
