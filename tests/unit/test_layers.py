@@ -1,0 +1,239 @@
+"""The layer rule, enforced on the source: an AST walk over every module of almanet/.
+
+Imports are read wherever they are (module level or inside functions: a lazy import is still a
+dependency); only ``if TYPE_CHECKING:`` blocks are skipped, since they never run.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2] / "almanet"
+
+# Ranks from /work/shared/design.md: an import may only go to the same rank or lower.
+# CLI modules are matched by prefix below. A new module must be given its layer here.
+RANKS: dict[str, int] = {
+    # L0 pure
+    "almanet._nsq.codec": 0,
+    "almanet._nsq.frames": 0,
+    "almanet._nsq.names": 0,
+    "almanet._nsq.flow": 0,
+    "almanet._nsq.backoff": 0,
+    "almanet._nsq.options": 0,
+    "almanet._nsq.errors": 0,
+    "almanet._wire": 0,
+    "almanet._errors": 0,
+    "almanet._config": 0,  # "beside": uses L0 only
+    # L1 one socket
+    "almanet._nsq.connection": 1,
+    "almanet._nsq.http": 1,
+    # L2 topology
+    "almanet._nsq.producer": 2,
+    "almanet._nsq.consumer": 2,
+    "almanet._nsq.discovery": 2,
+    "almanet._nsq": 2,  # the package __init__
+    # L3 session
+    "almanet._session": 3,
+    "almanet._models": 3,
+    # L4 service
+    "almanet._validation": 4,
+    "almanet._service": 4,
+    # the public facade, then the CLI on top of everything
+    "almanet": 5,
+}
+CLI_RANK = 6
+
+PURE = {
+    "almanet._nsq.codec",
+    "almanet._nsq.names",
+    "almanet._nsq.backoff",
+    "almanet._nsq.options",
+    "almanet._nsq.errors",
+    "almanet._wire",
+    "almanet._errors",
+    "almanet._config",
+    "almanet._validation",
+}
+IMPURE = {"asyncio", "socket", "ssl"}
+# options.py uses socket.gethostname() for the default client_id/hostname: a lookup of a local
+# name, no I/O on a connection. Tolerated for that module and that module only.
+TOLERATED_IMPURE = {("almanet._nsq.options", "socket")}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+def rank(module: str) -> int:
+    if module == "almanet.cli" or module.startswith("almanet.cli."):
+        return CLI_RANK
+    if module not in RANKS:
+        raise AssertionError(f"{module} has no layer: add it to RANKS in {Path(__file__).name}")
+    return RANKS[module]
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(node: ast.AST) -> Iterator[ast.AST]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _is_type_checking(child.test):
+            for other in child.orelse:
+                yield other
+                yield from _walk(other)
+            continue
+        yield child
+        yield from _walk(child)
+
+
+def imports_of(module: str, source: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """(line, absolute module name) for every import in ``source``; relative ones resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in _walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            # `from . import codec` imports the submodule almanet._nsq.codec (parent packages
+            # are loaded by any import, so they are no dependency); other names come from base
+            submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
+            if len(submodules) < len(node.names):
+                found.append((node.lineno, base))
+            found.extend((node.lineno, target) for target in submodules)
+    return found
+
+
+def graph() -> dict[str, list[tuple[int, str]]]:
+    return {
+        name: imports_of(name, path.read_text(encoding="utf-8"), path.name == "__init__.py")
+        for name, path in MODULES.items()
+    }
+
+
+GRAPH = graph()
+
+
+def _internal(target: str) -> bool:
+    return target == "almanet" or target.startswith("almanet.")
+
+
+# -- the checker itself ------------------------------------------------------------------------
+
+
+def test_resolver_on_known_source() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "import asyncio.subprocess\n"
+        "from . import codec\n"
+        "from ..x import y\n"
+        "from .. import _wire\n"
+        "from .. import rpc_error\n"
+        "if TYPE_CHECKING:\n"
+        "    import ssl\n"
+        "def f():\n"
+        "    import socket\n"
+    )
+    targets = [t for _, t in imports_of("almanet._nsq.fake", source)]
+    assert targets == [
+        "typing",
+        "asyncio.subprocess",
+        "almanet._nsq.codec",
+        "almanet.x",
+        "almanet._wire",
+        "almanet",
+        "socket",
+    ]
+
+
+def test_every_module_was_found() -> None:
+    for expected in ("almanet", "almanet._nsq.codec", "almanet._session", "almanet.cli"):
+        assert expected in MODULES
+    assert GRAPH["almanet._nsq.connection"], "the walk found no imports at all"
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+def test_nsq_client_knows_nothing_of_almanet() -> None:
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, imports in GRAPH.items()
+        if module.startswith("almanet._nsq")
+        for line, target in imports
+        if _internal(target) and not (target == "almanet._nsq" or target.startswith("almanet._nsq."))
+    ]
+    assert not bad, "almanet/_nsq must stay a standalone NSQ client:\n" + "\n".join(bad)
+
+
+def test_pure_modules_do_no_io() -> None:
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module in sorted(PURE & MODULES.keys())
+        for line, target in GRAPH[module]
+        if target.split(".")[0] in IMPURE and (module, target.split(".")[0]) not in TOLERATED_IMPURE
+    ]
+    assert not bad, "L0 modules must not import asyncio, socket or ssl:\n" + "\n".join(bad)
+
+
+def test_the_tolerated_socket_import_is_still_needed() -> None:
+    """If options.py stops importing socket, drop the tolerance so it cannot come back silently."""
+    for module, lib in TOLERATED_IMPURE:
+        assert lib in {t.split(".")[0] for _, t in GRAPH[module]}, f"{module} no longer imports {lib}"
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("almanet._session", "almanet._service"),
+        ("almanet._session", "almanet.cli"),
+        ("almanet._service", "almanet.cli"),
+    ],
+)
+def test_lower_layer_does_not_import_higher(module: str, forbidden: str) -> None:
+    bad = [(line, t) for line, t in GRAPH[module] if t == forbidden or t.startswith(forbidden + ".")]
+    assert not bad, f"{module} imports {forbidden} at lines {[line for line, _ in bad]}"
+
+
+def test_only_the_cli_imports_the_cli() -> None:
+    bad = [
+        f"{module}:{line} imports {target}"
+        for module, imports in GRAPH.items()
+        if rank(module) != CLI_RANK
+        for line, target in imports
+        if target == "almanet.cli" or target.startswith("almanet.cli.")
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_goes_up_a_layer() -> None:
+    bad = []
+    for module, imports in GRAPH.items():
+        for line, target in imports:
+            if not _internal(target):
+                continue
+            if target not in MODULES:
+                # `from almanet._errors import config_error` names a module; a bare attribute
+                # import from a package resolves to the package itself
+                target = target.rpartition(".")[0]
+            if rank(target) > rank(module):
+                bad.append(f"{module} (L{rank(module)}):{line} imports {target} (L{rank(target)})")
+    assert not bad, "imports must go down the layers:\n" + "\n".join(bad)
