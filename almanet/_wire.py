@@ -31,6 +31,7 @@ __all__ = [
     "encode_reply",
     "error_payload",
     "new_id",
+    "parse_error_payload",
     "reply_topic",
     "rpc_topic",
 ]
