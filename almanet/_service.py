@@ -60,6 +60,8 @@ class _Running:
     session: Almanet
     consumers: list[Consumer] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # replies published and not yet acknowledged by nsqd: their invocation is finished (FIN) then
+    replies: set[asyncio.Future[None]] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
 
 
@@ -272,6 +274,9 @@ class Service:
                 logger.error("could not publish the reply to %s: %s", invocation.id, future.exception())
 
         published.add_done_callback(done)
+        if not published.done():
+            running.replies.add(published)
+            published.add_done_callback(running.replies.discard)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain: take no new invocations, let those in flight finish (bounded), then leave."""
@@ -288,7 +293,11 @@ class Service:
             if pending:
                 logger.warning("%d invocations did not finish within %ss; requeued", len(pending), timeout)
                 await asyncio.gather(*pending, return_exceptions=True)
-        # give the replies just published a moment to reach nsqd: the producer flushes on close
+        # An invocation is finished (FIN) only once nsqd has acknowledged its reply: leaving before
+        # that would close the subscription with the invocation in flight, and nsqd would hand it
+        # to another instance after msg_timeout, running it twice.
+        if running.replies:
+            await asyncio.wait(set(running.replies), timeout=running.session._options.command_timeout)
         self._running = None
         await running.session.leave()
 
