@@ -291,3 +291,14 @@ def test_magic() -> None:
         gnsq_protocol.FRAME_TYPE_ERROR,
         gnsq_protocol.FRAME_TYPE_MESSAGE,
     )
+
+
+def test_message_batch_matches_gnsq_and_mpub_size() -> None:
+    bodies = [b"first", b"", b"\x00" * 300, b"last"]
+    batch = codec.MessageBatch()
+    assert (batch.count, batch.size) == (0, codec.mpub_size([]))
+    for i, body in enumerate(bodies, 1):
+        batch.add(body)
+        assert batch.count == i
+        assert batch.size == codec.mpub_size(bodies[:i])
+    assert batch.command("topic") == gnsq_protocol.multipublish("topic", bodies)
