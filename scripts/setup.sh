@@ -132,3 +132,5 @@ setup_venv() {
 
 setup_tools
 setup_venv
+# almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
+"$ROOT/scripts/setup-interop.sh"
