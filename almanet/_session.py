@@ -8,8 +8,8 @@ Pending calls share a single deadline timer instead of one timer each: timeouts 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
-import heapq
 import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal
@@ -67,19 +67,36 @@ def remote_error(payload: Any) -> rpc_error:
 
 
 class _Deadlines:
-    """One timer for all pending calls: a heap of (deadline, call id), the earliest armed."""
+    """One timer for all pending calls, and no per-call timer.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Any) -> None:
+    Calls made with the same timeout expire in the order they were made, so each timeout value
+    keeps a FIFO of (deadline, call id); the timer is armed for the earliest head. Answered calls
+    are dropped from the head as they complete, so the queues stay as short as the calls in flight.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pending: dict[str, Any], expire: Any) -> None:
         self._loop = loop
-        self._heap: list[tuple[float, str]] = []
+        self._pending = pending
+        self._queues: dict[float, collections.deque[tuple[float, str]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = float("inf")
         self._expire = expire
 
-    def add(self, deadline: float, call_id: str) -> None:
-        heapq.heappush(self._heap, (deadline, call_id))
+    def add(self, timeout: float, call_id: str) -> None:
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = collections.deque()
+        deadline = self._loop.time() + timeout
+        queue.append((deadline, call_id))
         if deadline < self._armed_at:
             self._arm(deadline)
+
+    def trim(self, timeout: float) -> None:
+        """Forget answered calls at the head of ``timeout``'s queue."""
+        queue = self._queues.get(timeout)
+        pending = self._pending
+        while queue and queue[0][1] not in pending:
+            queue.popleft()
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:
@@ -91,28 +108,34 @@ class _Deadlines:
         self._timer = None
         self._armed_at = float("inf")
         now = self._loop.time()
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, call_id = heapq.heappop(heap)
-            self._expire(call_id)
-        if heap:
-            self._arm(heap[0][0])
+        earliest = float("inf")
+        for timeout, queue in list(self._queues.items()):
+            while queue and queue[0][0] <= now:
+                self._expire(queue.popleft()[1])
+            self.trim(timeout)
+            if queue:
+                earliest = min(earliest, queue[0][0])
+            else:
+                del self._queues[timeout]
+        if earliest != float("inf"):
+            self._arm(earliest)
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._heap.clear()
+        self._queues.clear()
 
 
 class _Pending:
     """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
 
-    __slots__ = ("future", "multi", "replies", "uri")
+    __slots__ = ("future", "multi", "replies", "timeout", "uri")
 
-    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool) -> None:
+    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float) -> None:
         self.future = future
         self.uri = uri
         self.multi = multi
+        self.timeout = timeout
         self.replies: list[_wire.Reply] = []
 
 
@@ -145,6 +168,7 @@ class Almanet:
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
         self._pending: dict[str, _Pending] = {}
+        self._topics: dict[str, str] = {}  # uri -> topic, checked once
         self._deadlines: _Deadlines | None = None
         self._subscriptions: set[Subscription] = set()
         self._consumers: set[Consumer] = set()
@@ -170,7 +194,7 @@ class Almanet:
         except NSQError as exc:
             await self._producer.close()
             raise translate_nsq_error(exc, "cannot join") from None
-        self._deadlines = _Deadlines(asyncio.get_running_loop(), self._expire)
+        self._deadlines = _Deadlines(asyncio.get_running_loop(), self._pending, self._expire)
         self._state = "open"
 
     async def leave(self) -> None:
@@ -181,9 +205,11 @@ class Almanet:
         self._state = "closed"
         for subscription in list(self._subscriptions):
             await subscription.close()
-        consumers = list(self._consumers)
+        # the reply consumer is in self._consumers too: stopping it twice at once would close its
+        # connection while the first stop still waits for nsqd's answer to CLS
+        consumers = set(self._consumers)
         if self._replies is not None:
-            consumers.append(self._replies)
+            consumers.add(self._replies)
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
         for pending in self._pending.values():
             if not pending.future.done():
@@ -295,6 +321,7 @@ class Almanet:
             del self._pending[reply.call_id]
             if not pending.future.done():
                 pending.future.set_result(reply)
+            self._deadlines.trim(pending.timeout)  # type: ignore[union-attr]
 
     def _expire(self, call_id: str) -> None:
         pending = self._pending.pop(call_id, None)
@@ -307,11 +334,21 @@ class Almanet:
                 TimeoutError(f"no reply from {pending.uri!r}: no service answered within the timeout")
             )
 
-    def _start_call(self, uri: str, payload: Any, timeout: float | None, multi: bool) -> asyncio.Future[Any]:
-        try:
-            topic = _wire.rpc_topic(uri)
-        except ValueError as exc:
-            raise invalid_argument(str(exc)) from None
+    def _topic_of(self, uri: str) -> str:
+        topic = self._topics.get(uri)
+        if topic is None:
+            try:
+                topic = _wire.rpc_topic(uri)
+            except ValueError as exc:
+                raise invalid_argument(str(exc)) from None
+            if len(self._topics) < 10_000:
+                self._topics[uri] = topic
+        return topic
+
+    def _start_call(
+        self, uri: str, payload: Any, timeout: float | None, multi: bool
+    ) -> tuple[str, asyncio.Future[Any]]:
+        topic = self._topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
         if timeout <= 0:
             raise invalid_argument("timeout must be positive")
@@ -323,12 +360,19 @@ class Almanet:
         self._check_size(body, "the payload")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending[call_id] = _Pending(future, uri, multi)
+        self._pending[call_id] = _Pending(future, uri, multi, timeout)
         assert self._deadlines is not None
-        self._deadlines.add(loop.time() + timeout, call_id)
+        self._deadlines.add(timeout, call_id)
         published = self._producer.publish_nowait(topic, body)
         published.add_done_callback(lambda p: self._on_published(p, call_id, uri))
-        return future
+        return call_id, future
+
+    async def _wait(self, call_id: str, future: asyncio.Future[Any]) -> Any:
+        try:
+            return await future
+        finally:
+            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+                self._pending.pop(call_id, None)
 
     def _on_published(self, published: asyncio.Future[None], call_id: str, uri: str) -> None:
         if published.cancelled():
@@ -351,8 +395,7 @@ class Almanet:
         self._require_open()
         if self._replies_ready is None or not self._replies_ready.done():
             await self._ensure_replies()
-        future = self._start_call(uri, payload, timeout, multi=False)
-        reply: _wire.Reply = await future
+        reply: _wire.Reply = await self._wait(*self._start_call(uri, payload, timeout, multi=False))
         if reply.is_error:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
@@ -366,8 +409,8 @@ class Almanet:
         """
         self._require_open()
         await self._ensure_replies()
-        future = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True)
-        replies: list[_wire.Reply] = await future
+        call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True)
+        replies: list[_wire.Reply] = await self._wait(*call)
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
     async def delay_call(self, uri: str, payload: Any, delay: float) -> str:
@@ -376,10 +419,7 @@ class Almanet:
         Returns the invocation id. The reply, if any, goes to this session and is dropped.
         """
         self._require_open()
-        try:
-            topic = _wire.rpc_topic(uri)
-        except ValueError as exc:
-            raise invalid_argument(str(exc)) from None
+        topic = self._topic_of(uri)
         if delay < 0:
             raise invalid_argument("delay must not be negative")
         call_id = _wire.new_id()

@@ -91,6 +91,7 @@ class Consumer:
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
         self._stopping = False
+        self._closing: asyncio.Future[list[None]] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -185,7 +186,12 @@ class Consumer:
         self._stopping = True
         for task in list(self._reconnectors.values()):
             task.cancel()
-        await asyncio.gather(*(c.start_close() for c in list(self._connections.values())))
+        # CLS once: nsqd answers a second CLS with the fatal E_INVALID and drops the connection,
+        # losing the FIN/REQ of messages still in flight. stop() calls this again; a concurrent
+        # caller waits for the same CLOSE_WAITs instead of closing under the first one.
+        if self._closing is None:
+            self._closing = asyncio.gather(*(c.start_close() for c in list(self._connections.values())))
+        await asyncio.shield(self._closing)
 
     async def stop(self, drain_timeout: float = 0.0) -> None:
         """Stop receiving, wait up to ``drain_timeout`` for in-flight messages, then close."""
