@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         session_state_error,
     )
     from ._models import CallResult, ConsumedMessage
+    from ._runner import run
     from ._service import Procedure, Service
     from ._session import Almanet, Subscription
 
@@ -39,6 +40,7 @@ _LAZY = {
     "Service": "._service",
     "Almanet": "._session",
     "Subscription": "._session",
+    "run": "._runner",
 }
 
 
@@ -72,6 +74,7 @@ __all__ = [
     "new_service",
     "new_session",
     "rpc_error",
+    "run",
     "session_state_error",
 ]
 

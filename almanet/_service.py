@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from . import _wire
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
+from ._runner import run
 from ._session import Almanet
 from ._validation import Signature, inspect_procedure
 
@@ -348,4 +349,4 @@ def serve_until_signal(
         finally:
             await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
 
-    asyncio.run(main())
+    run(main())

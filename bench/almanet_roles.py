@@ -201,7 +201,8 @@ def main() -> None:
     roles.choices["produce"].add_argument("--n", "-n", type=int, default=100_000)
     roles.choices["produce"].add_argument("--batch", type=int, default=0)
     args = parser.parse_args()
-    asyncio.run({"serve": serve, "call": call, "consume": consume, "produce": produce}[args.role](args))
+    # almanet.run is asyncio.run on uvloop when it is installed (the `fast` extra)
+    almanet.run({"serve": serve, "call": call, "consume": consume, "produce": produce}[args.role](args))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ PUBLIC_NAMES = [
     "new_service",
     "new_session",
     "rpc_error",
+    "run",
     "session_state_error",
 ]
 

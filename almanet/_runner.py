@@ -1,0 +1,32 @@
+"""Running almanet's coroutines: ``asyncio.run``, on uvloop when it is installed.
+
+uvloop cuts the per-call CPU of the RPC path by about a third (see bench/RESULTS.md); it is an
+optional speed-up, never required. ``ALMANET_LOOP=asyncio`` forces the standard loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["loop_factory", "run"]
+
+T = TypeVar("T")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if os.environ.get("ALMANET_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion in a new event loop (uvloop when available)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
