@@ -428,6 +428,9 @@ class Almanet:
         except _wire.WireError as exc:
             raise invalid_argument(str(exc)) from None
         self._check_size(body, "the payload")
+        # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
+        # nsqd would create that topic with no channel and never delete it.
+        await self._ensure_replies()
         try:
             await self._producer.publish_deferred(topic, int(delay * 1000), body)
         except NSQError as exc:
