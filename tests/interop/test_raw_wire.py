@@ -215,7 +215,8 @@ def test_raw_error_replies_are_raised_by_name(
                 await to_nsq(nsqd, body["reply_topic"], [{"call_id": body["id"], "is_error": True, "payload": error}])
                 with pytest.raises(almanet.rpc_error) as caught:
                     await call
-        assert type(caught.value) is expected_class
+        # by name: another `denied` subclass defined later in this process would be the one raised
+        assert type(caught.value).__name__ == expected_class.__name__
         assert caught.value.name == error["name"]
         assert caught.value.args == expected_args
 
