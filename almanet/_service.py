@@ -60,10 +60,12 @@ class Procedure:
 class _Running:
     session: Almanet
     consumers: list[Consumer] = field(default_factory=list)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # invocations running, with their NSQ message (TOUCHed while they run)
+    tasks: dict[asyncio.Task[None], Message] = field(default_factory=dict)
     # replies published and not yet acknowledged by nsqd: their invocation is finished (FIN) then
     replies: set[asyncio.Future[None]] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
+    toucher: asyncio.TimerHandle | None = None
 
 
 class Service:
@@ -162,7 +164,19 @@ class Service:
             self._running = None
             await session.leave()
             raise
+        self._keep_alive(running)
         logger.info("serving %d procedures as session %s", len(self.procedures), session.id)
+
+    def _keep_alive(self, running: _Running) -> None:
+        """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
+
+        nsqd redelivers a message not finished within its msg-timeout (60 s by default): without
+        this, a long procedure would run twice. One timer serves every invocation in flight.
+        """
+        for message in running.tasks.values():
+            message.touch()
+        interval = min((c.msg_timeout for c in running.consumers), default=60.0) / 3
+        running.toucher = asyncio.get_running_loop().call_later(interval, self._keep_alive, running)
 
     async def _start_discovery(self, running: _Running) -> None:
         session = running.session
@@ -228,8 +242,8 @@ class Service:
             message.finish()
             return
         task = asyncio.get_running_loop().create_task(self._invoke(running, procedure, invocation, message))
-        running.tasks.add(task)
-        task.add_done_callback(running.tasks.discard)
+        running.tasks[task] = message
+        task.add_done_callback(lambda t: running.tasks.pop(t, None))
 
     async def _invoke(
         self, running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message
@@ -267,7 +281,9 @@ class Service:
         if running is None:
             message.finish()
             return
-        published = running.session._publish_nowait(invocation.reply_topic, body)
+        # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
+        # replies there, and a reply sent elsewhere would land in a topic nobody reads.
+        published = running.session._publish_nowait(invocation.reply_topic, body, prefer=message._connection.address)
 
         def done(future: asyncio.Future[None]) -> None:
             message.finish()
@@ -285,6 +301,8 @@ class Service:
         if running is None:
             return
         timeout = self.drain_timeout if drain_timeout is None else drain_timeout
+        if running.toucher is not None:
+            running.toucher.cancel()
         await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
         if running.tasks:
             logger.info("draining %d invocations in flight", len(running.tasks))

@@ -99,6 +99,13 @@ class Consumer:
         return self._in_flight
 
     @property
+    def msg_timeout(self) -> float:
+        """Seconds nsqd waits for FIN before it redelivers (the shortest over the connections)."""
+        values = [c.server_settings.get("msg_timeout") for c in self._connections.values()]
+        seconds = [v / 1000 for v in values if isinstance(v, int) and v > 0]
+        return min(seconds, default=60.0)
+
+    @property
     def connected(self) -> int:
         return sum(1 for c in self._connections.values() if not c.closed)
 
