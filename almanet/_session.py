@@ -278,8 +278,8 @@ class Almanet:
         self._consumers.discard(consumer)
         await consumer.stop(drain_timeout)
 
-    def _publish_nowait(self, topic: str, body: bytes) -> asyncio.Future[None]:
-        return self._producer.publish_nowait(topic, body)
+    def _publish_nowait(self, topic: str, body: bytes, prefer: str | None = None) -> asyncio.Future[None]:
+        return self._producer.publish_nowait(topic, body, prefer=prefer)
 
     # -- RPC -------------------------------------------------------------------------------------
 

@@ -103,12 +103,53 @@ class Producer:
     async def publish(self, topic: str, body: bytes) -> None:
         await self._with_failover(lambda c: c.publish(topic, body))
 
-    def publish_nowait(self, topic: str, body: bytes) -> asyncio.Future[None]:
-        """Publish without awaiting here: the returned future carries the OK or the error."""
+    def publish_nowait(self, topic: str, body: bytes, *, prefer: str | None = None) -> asyncio.Future[None]:
+        """Publish without awaiting here: the returned future carries the OK or the error.
+
+        ``prefer`` names the nsqd to publish to (a reply goes back to the nsqd its call came from,
+        where the caller is subscribed); the others are used only when it cannot be reached.
+        """
+        if prefer is not None and prefer in self.addresses:
+            connection = self._connections.get(prefer)
+            if connection is not None and not connection.closed:
+                return self._failing_over(connection.publish(topic, body), topic, body)
+            return asyncio.ensure_future(self._publish_preferring(prefer, topic, body))
         connection = self._live()
         if connection is not None:
-            return connection.publish(topic, body)  # type: ignore[return-value]
+            return self._failing_over(connection.publish(topic, body), topic, body)
         return asyncio.ensure_future(self.publish(topic, body))
+
+    def _failing_over(self, sent: asyncio.Future[bytes], topic: str, body: bytes) -> asyncio.Future[None]:
+        """``sent``'s outcome, except that a connection lost before nsqd's OK means: publish again
+        elsewhere, as ``publish`` does (a connection that is dead but not yet noticed looks live)."""
+        result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(source: asyncio.Future[object]) -> None:
+            if result.done():
+                return
+            if source.cancelled():
+                result.cancel()
+            elif source.exception() is not None:
+                result.set_exception(source.exception())  # type: ignore[arg-type]
+            else:
+                result.set_result(None)
+
+        def on_sent(future: asyncio.Future[bytes]) -> None:
+            if not future.cancelled() and isinstance(future.exception(), NSQConnectionError) and not self._closed:
+                asyncio.ensure_future(self.publish(topic, body)).add_done_callback(settle)
+            else:
+                settle(future)
+
+        sent.add_done_callback(on_sent)
+        return result
+
+    async def _publish_preferring(self, address: str, topic: str, body: bytes) -> None:
+        try:
+            connection = await self._open(address)
+            await connection.publish(topic, body)
+        except NSQConnectionError as exc:
+            logger.warning("nsqd at %s unreachable (%s); publishing to %s elsewhere", address, exc, topic)
+            await self.publish(topic, body)
 
     async def publish_deferred(self, topic: str, delay_ms: int, body: bytes) -> None:
         await self._with_failover(lambda c: c.publish_deferred(topic, delay_ms, body))
