@@ -11,6 +11,7 @@ import asyncio
 import collections
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Protocol
 
 import orjson
@@ -48,7 +49,11 @@ class Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._decoder = codec.FrameDecoder(options.max_frame_size)
-        self._waiters: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        # commands awaiting nsqd's answer, oldest first, with their bytes (to resend them if lost)
+        self._waiters: collections.deque[tuple[asyncio.Future[bytes], bytes]] = collections.deque()
+        # called with the unanswered (future, command) pairs when the connection is lost; the
+        # futures are failed instead when it is None
+        self.on_lost_commands: Callable[[list[tuple[asyncio.Future[bytes], bytes]]], None] | None = None
         self._out: list[bytes] = []
         self._closed_event = asyncio.Event()
         self._last_read = self._loop.time()
@@ -86,7 +91,7 @@ class Connection(asyncio.Protocol):
 
     async def _handshake(self) -> None:
         self._write(codec.MAGIC_V2)
-        reply = await self._request(codec.identify(self.options.identify_body()))
+        reply = await self.request(codec.identify(self.options.identify_body()))
         if reply != b"OK":
             try:
                 self.server_settings = orjson.loads(reply)
@@ -97,7 +102,7 @@ class Connection(asyncio.Protocol):
         if self.server_settings.get("auth_required"):
             if not self.options.auth_secret:
                 raise NSQConnectionError(f"nsqd at {self.address} requires AUTH: set auth.secret in almanet.toml")
-            await self._request(codec.auth(self.options.auth_secret.encode()))
+            await self.request(codec.auth(self.options.auth_secret.encode()))
         elif self.options.auth_secret:
             logger.warning("nsqd at %s does not ask for AUTH; the configured secret is not sent", self.address)
         self._arm_watchdog()
@@ -114,7 +119,7 @@ class Connection(asyncio.Protocol):
         host, _ = parse_address(self.address)
         self._upgrading = True
         waiter = self._loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, b""))
         try:
             transport = await self._loop.start_tls(self._transport, self, context, server_hostname=host)
         except ssl.SSLError as exc:
@@ -144,7 +149,7 @@ class Connection(asyncio.Protocol):
                 if frame.data == codec.HEARTBEAT:
                     self._write(codec.nop())
                 elif self._waiters:
-                    waiter = self._waiters.popleft()
+                    waiter = self._waiters.popleft()[0]
                     if not waiter.done():
                         waiter.set_result(frame.data)
                 else:
@@ -157,7 +162,7 @@ class Connection(asyncio.Protocol):
             logger.warning("nsqd at %s: %s", self.address, error)
             return
         if self._waiters:
-            waiter = self._waiters.popleft()
+            waiter = self._waiters.popleft()[0]
             if not waiter.done():
                 waiter.set_exception(error)
         else:
@@ -191,12 +196,12 @@ class Connection(asyncio.Protocol):
         if self._transport is not None and not self.closed:
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
-    def _request(self, command: bytes) -> asyncio.Future[bytes]:
+    def request(self, command: bytes) -> asyncio.Future[bytes]:
         """Send a command that nsqd answers; replies are matched in the order commands were sent."""
         if self.closed:
             raise self._closed_error()
         waiter: asyncio.Future[bytes] = self._loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, command))
         self._write(command)
         return waiter
 
@@ -206,16 +211,16 @@ class Connection(asyncio.Protocol):
         self._write(command)
 
     def publish(self, topic: str, body: bytes) -> asyncio.Future[bytes]:
-        return self._request(codec.pub(topic, body))
+        return self.request(codec.pub(topic, body))
 
     def publish_batch(self, topic: str, batch: codec.MessageBatch) -> asyncio.Future[bytes]:
-        return self._request(batch.command(topic))
+        return self.request(batch.command(topic))
 
     def publish_deferred(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future[bytes]:
-        return self._request(codec.dpub(topic, delay_ms, body))
+        return self.request(codec.dpub(topic, delay_ms, body))
 
     def subscribe(self, topic: str, channel: str) -> asyncio.Future[bytes]:
-        return self._request(codec.sub(topic, channel))
+        return self.request(codec.sub(topic, channel))
 
     def ready(self, count: int) -> None:
         self._send(codec.rdy(count))
@@ -242,7 +247,7 @@ class Connection(asyncio.Protocol):
             return
         try:
             async with asyncio.timeout(timeout):
-                await self._request(codec.cls())
+                await self.request(codec.cls())
         except (TimeoutError, NSQConnectionError, NSQErrorResponse) as exc:
             logger.debug("CLS on %s: %s", self.address, exc)
 
@@ -286,9 +291,12 @@ class Connection(asyncio.Protocol):
         if self._watchdog is not None:
             self._watchdog.cancel()
         waiters, self._waiters = self._waiters, collections.deque()
-        failure = self._closed_error()
-        for waiter in waiters:
-            if not waiter.done():
+        unanswered = [(w, c) for w, c in waiters if not w.done()]
+        if unanswered and self.on_lost_commands is not None:
+            self.on_lost_commands(unanswered)
+        else:
+            failure = self._closed_error()
+            for waiter, _ in unanswered:
                 waiter.set_exception(failure)
         self._closed_event.set()
         if self.delegate is not None:

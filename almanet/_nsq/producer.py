@@ -34,6 +34,7 @@ class Producer:
         self._connecting: dict[str, asyncio.Task[Connection]] = {}
         self._next = 0
         self._closed = False
+        self._resending: set[asyncio.Task[None]] = set()
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -55,8 +56,33 @@ class Producer:
             self._connecting[address] = task
             task.add_done_callback(lambda _t, a=address: self._connecting.pop(a, None))
         connection = await asyncio.shield(task)
+        connection.on_lost_commands = self._resend
         self._connections[address] = connection
         return connection
+
+    def _resend(self, lost: list[tuple[asyncio.Future[bytes], bytes]]) -> None:
+        """Publish again, elsewhere, what a lost connection had sent without nsqd's answer.
+
+        nsqd may have taken some of them before the connection died: at-least-once, as NSQ is.
+        Nothing is done per publish on the hot path; this runs only when a connection is lost.
+        """
+
+        async def again(waiter: asyncio.Future[bytes], command: bytes) -> None:
+            try:
+                if self._closed:
+                    raise NSQConnectionError("the producer is closed")
+                await self._with_failover(lambda c: c.request(command))
+            except Exception as exc:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            else:
+                if not waiter.done():
+                    waiter.set_result(b"OK")
+
+        for waiter, command in lost:
+            task = asyncio.ensure_future(again(waiter, command))
+            self._resending.add(task)
+            task.add_done_callback(self._resending.discard)
 
     async def connect(self) -> None:
         """Open a connection to every nsqd; fails only when none can be reached."""
@@ -112,36 +138,12 @@ class Producer:
         if prefer is not None and prefer in self.addresses:
             connection = self._connections.get(prefer)
             if connection is not None and not connection.closed:
-                return self._failing_over(connection.publish(topic, body), topic, body)
+                return connection.publish(topic, body)  # type: ignore[return-value]
             return asyncio.ensure_future(self._publish_preferring(prefer, topic, body))
         connection = self._live()
         if connection is not None:
-            return self._failing_over(connection.publish(topic, body), topic, body)
+            return connection.publish(topic, body)  # type: ignore[return-value]
         return asyncio.ensure_future(self.publish(topic, body))
-
-    def _failing_over(self, sent: asyncio.Future[bytes], topic: str, body: bytes) -> asyncio.Future[None]:
-        """``sent``'s outcome, except that a connection lost before nsqd's OK means: publish again
-        elsewhere, as ``publish`` does (a connection that is dead but not yet noticed looks live)."""
-        result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def settle(source: asyncio.Future[object]) -> None:
-            if result.done():
-                return
-            if source.cancelled():
-                result.cancel()
-            elif source.exception() is not None:
-                result.set_exception(source.exception())  # type: ignore[arg-type]
-            else:
-                result.set_result(None)
-
-        def on_sent(future: asyncio.Future[bytes]) -> None:
-            if not future.cancelled() and isinstance(future.exception(), NSQConnectionError) and not self._closed:
-                asyncio.ensure_future(self.publish(topic, body)).add_done_callback(settle)
-            else:
-                settle(future)
-
-        sent.add_done_callback(on_sent)
-        return result
 
     async def _publish_preferring(self, address: str, topic: str, body: bytes) -> None:
         try:
@@ -217,3 +219,4 @@ class Producer:
         connections = list(self._connections.values())
         self._connections.clear()
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+        await asyncio.gather(*self._resending, return_exceptions=True)  # they fail fast once closed
