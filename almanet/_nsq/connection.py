@@ -59,6 +59,7 @@ class Connection(asyncio.Protocol):
         self._last_read = self._loop.time()
         self._watchdog: asyncio.TimerHandle | None = None
         self._upgrading = False
+        self._cls_sent = False
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -242,9 +243,13 @@ class Connection(asyncio.Protocol):
     # -- closing ---------------------------------------------------------------------------------
 
     async def start_close(self, timeout: float = 5.0) -> None:
-        """Ask nsqd to stop sending messages (CLS) and wait for CLOSE_WAIT: in-flight ones stay ours."""
-        if self.closed:
+        """Ask nsqd to stop sending messages (CLS) and wait for CLOSE_WAIT: in-flight ones stay ours.
+
+        Only once: nsqd answers a second CLS with a fatal E_INVALID and drops the connection.
+        """
+        if self.closed or self._cls_sent:
             return
+        self._cls_sent = True
         try:
             async with asyncio.timeout(timeout):
                 await self.request(codec.cls())
