@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _wire
+from ._eager import start_eagerly
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._runner import run
@@ -241,9 +242,10 @@ class Service:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()
             return
-        task = asyncio.get_running_loop().create_task(self._invoke(running, procedure, invocation, message))
-        running.tasks[task] = message
-        task.add_done_callback(lambda t: running.tasks.pop(t, None))
+        task = start_eagerly(self._invoke(running, procedure, invocation, message))
+        if task is not None:  # the procedure awaits something: it goes on as a task
+            running.tasks[task] = message
+            task.add_done_callback(lambda t: running.tasks.pop(t, None))
 
     async def _invoke(
         self, running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message

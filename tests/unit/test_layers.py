@@ -39,7 +39,8 @@ RANKS: dict[str, int] = {
     # L3 session
     "almanet._session": 3,
     "almanet._models": 3,
-    "almanet._runner": 1,  # runs an event loop: asyncio (and uvloop) only
+    "almanet._runner": 1,
+    "almanet._eager": 1,  # asyncio only  # runs an event loop: asyncio (and uvloop) only
     # L4 service
     "almanet._validation": 4,
     "almanet._service": 4,
