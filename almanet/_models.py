@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
@@ -14,9 +13,8 @@ __all__ = ["CallResult", "ConsumedMessage", "decode_body"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class CallResult(Generic[T]):
-    """A successful reply to a call."""
+class CallResult(NamedTuple, Generic[T]):
+    """A successful reply to a call (immutable)."""
 
     call_id: str
     payload: T

@@ -395,7 +395,12 @@ class Almanet:
         self._require_open()
         if self._replies_ready is None or not self._replies_ready.done():
             await self._ensure_replies()
-        reply: _wire.Reply = await self._wait(*self._start_call(uri, payload, timeout, multi=False))
+        call_id, future = self._start_call(uri, payload, timeout, multi=False)
+        try:
+            reply: _wire.Reply = await future
+        finally:
+            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+                self._pending.pop(call_id, None)
         if reply.is_error:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)

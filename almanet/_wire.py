@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -87,16 +86,14 @@ def reply_topic(session_id: str) -> str:
     return f"_rpc_._reply_.{session_id}{EPHEMERAL_SUFFIX}"
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
+class Invocation(NamedTuple):
     id: str
     caller_id: str
     payload: Any
     reply_topic: str
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     call_id: str
     is_error: bool
     payload: Any
