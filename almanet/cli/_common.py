@@ -5,12 +5,36 @@ Kept light (typer and rich only): the almanet core is imported inside command bo
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+
+__all__ = [
+    "ConfigOption",
+    "Exit",
+    "JsonOption",
+    "NsqdOption",
+    "TimeoutOption",
+    "check_uri",
+    "connection_options",
+    "discover",
+    "exit_on_errors",
+    "fail",
+    "load",
+    "nsqd_addresses",
+    "open_session",
+    "parse_json_argument",
+    "positive",
+    "print_json",
+    "run",
+    "session_options",
+    "stderr_console",
+]
 
 
 class Exit(enum.IntEnum):
@@ -31,6 +55,11 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--timeout", "-t", help="Seconds to wait for replies.", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 NsqdOption = Annotated[
     list[str] | None,
     typer.Option("--nsqd", help="nsqd TCP address host:port (repeatable); overrides the config.", show_default=False),
@@ -45,7 +74,10 @@ def stderr_console() -> Any:
 
 def fail(message: str, code: Exit, *, label: str = "error") -> NoReturn:
     """One styled line on stderr and the documented exit code: no traceback."""
-    stderr_console().print(f"[bold red]{label}:[/bold red] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # escape: messages quote user text and TOML ("[nsq]"), which rich would take for markup
+    stderr_console().print(f"[bold red]{label}:[/bold red] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -58,6 +90,107 @@ def load(config: Path | None, nsqd: list[str] | None = None) -> Any:
         return load_settings(config, overrides={"nsq.nsqd": nsqd or None})
     except config_error as exc:
         fail(str(exc), Exit.BAD_INPUT, label="config error")
+
+
+def check_uri(uri: str) -> str:
+    """A procedure URI, or exit 2 before anything is sent."""
+    from almanet._wire import check_uri as _check
+
+    try:
+        return _check(uri)
+    except ValueError as exc:
+        fail(str(exc), Exit.BAD_INPUT)
+
+
+def positive(value: float | None, option: str) -> float | None:
+    if value is not None and not value > 0:
+        fail(f"{option} must be a positive number of seconds", Exit.BAD_INPUT)
+    return value
+
+
+def connection_options(settings: Any) -> Any:
+    """The one place settings become connection options: connect timeout, TLS and AUTH."""
+    from almanet._nsq.options import ConnectionOptions, TLSOptions
+
+    tls = None
+    if settings.tls.enabled:
+
+        def text(path: Path | None) -> str | None:
+            return str(path) if path is not None else None
+
+        tls = TLSOptions(
+            ca_file=text(settings.tls.ca_file),
+            cert_file=text(settings.tls.cert_file),
+            key_file=text(settings.tls.key_file),
+            verify=settings.tls.verify,
+        )
+    return ConnectionOptions(connect_timeout=settings.connect_timeout, tls=tls, auth_secret=settings.auth_secret)
+
+
+def session_options(settings: Any) -> dict[str, Any]:
+    """Keyword arguments for ``almanet.new_session`` / ``Service.start`` from the settings."""
+    return {"options": connection_options(settings), "default_timeout": settings.call_timeout}
+
+
+async def nsqd_addresses(settings: Any, *, timeout: float | None = None) -> tuple[str, ...]:
+    """nsqd TCP addresses: the configured ones, or those registered with nsqlookupd."""
+    if settings.nsqd:
+        return tuple(settings.nsqd)
+    from almanet._errors import broker_error
+    from almanet._nsq.http import LookupdHTTPClient, NSQHTTPError, producer_address
+
+    found: list[str] = []
+    errors: list[str] = []
+    for address in settings.lookupd_http:
+        try:
+            nodes = await LookupdHTTPClient(address, timeout=timeout or settings.connect_timeout).nodes()
+        except NSQHTTPError as exc:
+            errors.append(str(exc))
+            continue
+        found.extend(a for a in (producer_address(n, "tcp") for n in nodes) if a not in found)
+    if not found:
+        why = "; ".join(errors) if errors else "no nsqd is registered there"
+        raise broker_error(f"no nsqd found through nsqlookupd {', '.join(settings.lookupd_http)}: {why}")
+    return tuple(found)
+
+
+async def open_session(settings: Any) -> Any:
+    """A session (not joined yet) on the nsqd of the settings, with their options."""
+    import almanet
+
+    return almanet.new_session(*await nsqd_addresses(settings), **session_options(settings))
+
+
+async def discover(session: Any, timeout: float) -> list[dict[str, Any]]:
+    """The discovery replies of the live service instances (``_api_schema_.client`` multicall)."""
+    from almanet._wire import CLIENT_DISCOVERY_URI
+
+    replies = await session.multicall(CLIENT_DISCOVERY_URI, None, timeout=timeout)
+    found = []
+    for reply in replies:
+        payload = getattr(reply, "payload", None)
+        if isinstance(payload, dict) and isinstance(payload.get("client"), str):
+            found.append(payload)
+    found.sort(key=lambda r: (str(r.get("prepath", "")), str(r.get("host", "")), r.get("pid") or 0))
+    return found
+
+
+@contextlib.contextmanager
+def exit_on_errors(*, timeout_message: str = "no service answered within the timeout") -> Iterator[None]:
+    """Domain errors → one line on stderr and the documented exit code."""
+    from almanet._errors import almanet_error, broker_error, config_error, invalid_argument
+    from almanet._nsq.http import NSQHTTPError
+
+    try:
+        yield
+    except TimeoutError:
+        fail(timeout_message, Exit.TIMEOUT, label="timeout")
+    except (invalid_argument, config_error) as exc:
+        fail(str(exc), Exit.BAD_INPUT)
+    except (broker_error, NSQHTTPError) as exc:
+        fail(str(exc), Exit.BROKER, label="broker unavailable")
+    except almanet_error as exc:
+        fail(str(exc), Exit.BROKER, label="error")
 
 
 def parse_json_argument(text: str, what: str = "payload") -> Any:

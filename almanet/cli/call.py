@@ -6,12 +6,32 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, NsqdOption, fail, load, parse_json_argument, print_json, run
+from ._common import (
+    ConfigOption,
+    Exit,
+    NsqdOption,
+    TimeoutOption,
+    check_uri,
+    exit_on_errors,
+    fail,
+    load,
+    open_session,
+    parse_json_argument,
+    positive,
+    print_json,
+    run,
+)
+from ._complete import complete_uri
+
+UriArgument = Annotated[
+    str, typer.Argument(help="Procedure URI, e.g. net.example.greeting.", autocompletion=complete_uri)
+]
 
 
 def register(app: typer.Typer) -> None:
     app.command(
         "call",
+        short_help="Call a procedure and print its result.",
         help=(
             "Call a procedure and print its result as JSON. PAYLOAD is JSON text, @file.json, or - for stdin."
             " Exit codes: 0 ok, 1 remote error, 2 bad input, 3 timeout, 4 broker unavailable."
@@ -19,49 +39,30 @@ def register(app: typer.Typer) -> None:
     )(call)
 
 
-async def _call(addresses: tuple[str, ...], uri: str, payload: Any, timeout: float, connect_timeout: float) -> Any:
-    import almanet
-    from almanet._nsq.options import ConnectionOptions
-
-    session = almanet.new_session(*addresses, options=ConnectionOptions(connect_timeout=connect_timeout))
+async def _call(settings: Any, uri: str, payload: Any, timeout: float) -> Any:
+    session = await open_session(settings)
     async with session:
         return (await session.call(uri, payload, timeout=timeout)).payload
 
 
 def call(
-    uri: Annotated[str, typer.Argument(help="Procedure URI, e.g. net.example.greeting.")],
+    uri: UriArgument,
     payload: Annotated[str | None, typer.Argument(help="JSON payload, @file.json, or - for stdin.")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", "-t", help="Seconds to wait for the reply.")] = None,
+    timeout: TimeoutOption = None,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
-    from almanet._wire import check_uri
-
-    try:
-        check_uri(uri)
-    except ValueError as exc:
-        fail(str(exc), Exit.BAD_INPUT)
+    check_uri(uri)
+    positive(timeout, "--timeout")
     value = parse_json_argument(payload) if payload is not None else None
     settings = load(config, nsqd)
-    if not settings.nsqd:
-        fail("no nsqd address configured: set nsq.nsqd in almanet.toml or ALMANET_NSQD", Exit.BAD_INPUT)
-    if timeout is not None and timeout <= 0:
-        fail("--timeout must be positive", Exit.BAD_INPUT)
-    from almanet._errors import broker_error, invalid_argument, rpc_error
+    seconds = timeout or settings.call_timeout
+    from almanet._errors import rpc_error
 
-    try:
-        result = run(_call(settings.nsqd, uri, value, timeout or settings.call_timeout, settings.connect_timeout))
-    except rpc_error as exc:
-        args = ", ".join(repr(a) for a in exc.args)
-        fail(f"{uri} raised {exc.name}({args})", Exit.REMOTE_ERROR, label="remote error")
-    except TimeoutError:
-        fail(
-            f"no service answered {uri} within {timeout or settings.call_timeout:g}s (is one serving it?)",
-            Exit.TIMEOUT,
-            label="timeout",
-        )
-    except invalid_argument as exc:
-        fail(str(exc), Exit.BAD_INPUT)
-    except broker_error as exc:
-        fail(str(exc), Exit.BROKER, label="broker unavailable")
+    with exit_on_errors(timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)"):
+        try:
+            result = run(_call(settings, uri, value, seconds))
+        except rpc_error as exc:
+            args = ", ".join(repr(a) for a in exc.args)
+            fail(f"{uri} raised {exc.name}({args})", Exit.REMOTE_ERROR, label="remote error")
     print_json(result)

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, NsqdOption, fail, load
+from ._common import ConfigOption, Exit, NsqdOption, fail, load, run
 
 
 def register(app: typer.Typer) -> None:
     app.command(
         "serve",
+        short_help="Serve services (MODULE:ATTR) until Ctrl-C/SIGTERM, then drain.",
         help="Serve the procedures of one or more services (MODULE:ATTR, a service or a list of them)"
         " until Ctrl-C or SIGTERM, then drain: in-flight invocations finish before leaving.",
     )(serve)
@@ -38,7 +39,11 @@ def resolve_target(target: str) -> list[Any]:
                 " (run from the folder that contains it, or install it)",
                 Exit.BAD_INPUT,
             )
-        fail(f"importing {module_name!r} failed: {exc}", Exit.BAD_INPUT)
+        fail(
+            f"importing {module_name!r} failed: it imports {exc.name!r}, which is not installed"
+            " (install it in this environment)",
+            Exit.BAD_INPUT,
+        )
     except Exception as exc:
         fail(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}", Exit.BAD_INPUT)
     value: Any = module
@@ -59,6 +64,7 @@ def resolve_target(target: str) -> list[Any]:
 def _panel(services: list[Any], addresses: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"almanet serving on {', '.join(addresses)}", title_justify="left")
     table.add_column("procedure")
@@ -66,7 +72,7 @@ def _panel(services: list[Any], addresses: tuple[str, ...]) -> None:
     table.add_column("description", overflow="fold")
     for service in services:
         for procedure in service.procedures.values():
-            table.add_row(procedure.uri, procedure.channel, procedure.description.split("\n")[0])
+            table.add_row(procedure.uri, procedure.channel, Text(procedure.description.split("\n")[0]))
     Console(stderr=True).print(table)
 
 
@@ -90,10 +96,54 @@ def serve(
     addresses: tuple[str, ...] | None = settings.nsqd if configured else None
     shown = addresses or services[0].addresses or ("localhost:4150",)
     _panel(services, shown)
-    from almanet._errors import almanet_error
-    from almanet._service import serve_until_signal
+    from ._common import exit_on_errors, session_options
 
+    with exit_on_errors():
+        code = run(_serve(services, addresses, session_options(settings)))
+    if code:
+        raise typer.Exit(code)
+
+
+async def _serve(services: list[Any], addresses: tuple[str, ...] | None, options: dict[str, Any]) -> int:
+    """Serve until SIGINT/SIGTERM, then drain (a second signal stops at once, exit 130).
+
+    Like ``almanet._service.serve_until_signal``, plus the session options from the settings
+    (connect timeout, TLS, AUTH), which that helper does not take.
+    """
+    import asyncio
+    import signal
+
+    log = logging.getLogger("almanet")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    hard = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            hard.set()
+            return
+        log.info("stopping: finishing invocations in flight (signal again to stop at once)")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    started: list[Any] = []
     try:
-        serve_until_signal(services, addresses, on_started=lambda: logging.getLogger("almanet").info("ready"))
-    except almanet_error as exc:
-        fail(str(exc), Exit.BROKER if "nsqd" in str(exc) else Exit.BAD_INPUT)
+        for service in services:
+            await service.start(addresses, **options)
+            started.append(service)
+        log.info("ready")
+        await stop.wait()
+    except BaseException:
+        await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
+        raise
+    draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
+    interrupted = asyncio.ensure_future(hard.wait())
+    await asyncio.wait({draining, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if not draining.done():
+        draining.cancel()
+        log.warning("stopped at once: invocations in flight go back to nsqd")
+        return int(Exit.INTERRUPTED)
+    log.info("stopped")
+    return 0

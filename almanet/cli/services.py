@@ -1,0 +1,245 @@
+"""``almanet services``: the live service instances, joined with nsqd's /stats for each procedure."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from ._common import ConfigOption, Exit, JsonOption, NsqdOption, exit_on_errors, fail, load, open_session, run
+
+DEFAULT_DISCOVERY_TIMEOUT = 1.0
+RPC_PREFIX = "_rpc_."
+_INTERNAL = ("_rpc_._api_schema_.", "_rpc_._reply_.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "services",
+        short_help="List live services with nsqd stats per procedure.",
+        help=(
+            "List the live service instances (discovery multicall) and, for each procedure, nsqd's subscribers,"
+            " depth and in-flight count on every nsqd (found through nsqlookupd when configured). A procedure"
+            " with no subscriber (red) or a backlog (yellow) stands out; RPC topics nobody serves are listed too."
+            " Exit codes: 0 ok, 3 no service answered, 4 a broker or its HTTP API unavailable."
+        ),
+    )(services)
+
+
+async def nsqd_http_addresses(settings: Any) -> tuple[list[str], list[str]]:
+    """nsqd HTTP addresses to ask for /stats (from lookupd /nodes when configured), and errors."""
+    from almanet._nsq.http import LookupdHTTPClient, NSQHTTPError, producer_address
+
+    if not settings.lookupd_http:
+        return list(settings.nsqd_http), []
+    found: list[str] = []
+    errors: list[str] = []
+    for address in settings.lookupd_http:
+        try:
+            nodes = await LookupdHTTPClient(address, timeout=settings.connect_timeout).nodes()
+        except NSQHTTPError as exc:
+            errors.append(str(exc))
+            continue
+        found.extend(a for a in (producer_address(n) for n in nodes) if a not in found)
+    if settings.sources.get("nsq.nsqd_http", "default") not in ("default", "derived:nsq.nsqd"):
+        found.extend(a for a in settings.nsqd_http if a not in found)
+    return found, errors
+
+
+async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
+    import asyncio
+
+    from almanet._nsq.http import NsqdHTTPClient, NSQHTTPError
+
+    session = await open_session(settings)
+    async with session:
+        instances = await _discover(session, timeout)
+    http, errors = await nsqd_http_addresses(settings)
+    results = await asyncio.gather(
+        *(NsqdHTTPClient(a, timeout=settings.connect_timeout).stats() for a in http), return_exceptions=True
+    )
+    stats: dict[str, dict[str, Any]] = {}
+    for address, result in zip(http, results, strict=True):
+        if isinstance(result, NSQHTTPError):
+            errors.append(str(result))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            stats[address] = result
+    return build_report(instances, stats, errors)
+
+
+async def _discover(session: Any, timeout: float) -> list[dict[str, Any]]:
+    from ._common import discover
+
+    return await discover(session, timeout)
+
+
+def _topic_stats(stats: dict[str, Any], topic: str, channel: str) -> dict[str, Any]:
+    for entry in stats.get("topics") or []:
+        if entry.get("topic_name") != topic:
+            continue
+        for ch in entry.get("channels") or []:
+            if ch.get("channel_name") == channel:
+                return {
+                    "topic": True,
+                    "subscribers": int(ch.get("client_count") or len(ch.get("clients") or [])),
+                    "depth": int(ch.get("depth") or 0),
+                    "in_flight": int(ch.get("in_flight_count") or 0),
+                }
+        # No such channel: invocations wait in the topic until a subscriber comes.
+        return {"topic": True, "subscribers": 0, "depth": int(entry.get("depth") or 0), "in_flight": 0}
+    return {"topic": False, "subscribers": 0, "depth": 0, "in_flight": 0}
+
+
+def build_report(
+    instances: list[dict[str, Any]], stats: dict[str, dict[str, Any]], errors: list[str]
+) -> dict[str, Any]:
+    """Instances + per-procedure nsqd numbers; pure, so it is tested without processes."""
+    from almanet._wire import channel_name
+
+    now = time.time()
+    procedures: dict[tuple[str, str], dict[str, Any]] = {}
+    rows = []
+    for reply in instances:
+        uris = []
+        described = [p for p in reply.get("procedures") or [] if isinstance(p, dict) and "uri" in p]
+        pairs = [(p["uri"], str(p.get("channel") or "RPC")) for p in described]
+        if not pairs:  # an almanet 0.7.0 service: only "uri/channel" routes
+            pairs = [tuple(r.rsplit("/", 1)) for r in reply.get("routes") or [] if isinstance(r, str) and "/" in r]
+        for uri, channel in pairs:
+            uris.append(uri)
+            entry = procedures.setdefault((uri, channel), {"uri": uri, "channel": channel, "instances": []})
+            entry["instances"].append(reply["client"])
+        started = reply.get("started_at")
+        rows.append(
+            {
+                "instance": reply["client"],
+                "prepath": reply.get("prepath"),
+                "host": reply.get("host"),
+                "pid": reply.get("pid"),
+                "started_at": started,
+                "uptime": max(0.0, now - started) if isinstance(started, int | float) else None,
+                "procedures": uris,
+            }
+        )
+    # RPC topics that nsqd knows but no live instance serves: callers of these wait for nothing.
+    served_topics = {RPC_PREFIX + uri for uri, _ in procedures}
+    for node in stats.values():
+        for entry in node.get("topics") or []:
+            name = entry.get("topic_name") or ""
+            if name.startswith(RPC_PREFIX) and not name.startswith(_INTERNAL) and name not in served_topics:
+                served_topics.add(name)
+                uri = name[len(RPC_PREFIX) :]
+                procedures[(uri, "RPC")] = {"uri": uri, "channel": "RPC", "instances": []}
+    for (uri, channel), entry in procedures.items():
+        topic = RPC_PREFIX + uri
+        try:
+            nsq_channel = channel_name(channel)
+        except ValueError:
+            nsq_channel = channel
+        per_nsqd = [{"nsqd": address, **_topic_stats(node, topic, nsq_channel)} for address, node in stats.items()]
+        entry["nsqd"] = per_nsqd
+        entry["subscribers"] = sum(n["subscribers"] for n in per_nsqd)
+        entry["depth"] = sum(n["depth"] for n in per_nsqd)
+        entry["in_flight"] = sum(n["in_flight"] for n in per_nsqd)
+        problems = []
+        if stats and any(n["subscribers"] == 0 for n in per_nsqd):
+            where = [n["nsqd"] for n in per_nsqd if n["subscribers"] == 0]
+            problems.append(f"no subscriber on {', '.join(where)}")
+        if entry["depth"] > 0:
+            problems.append(f"{entry['depth']} invocations waiting")
+        entry["problems"] = problems
+    ordered = sorted(procedures.values(), key=lambda p: (p["uri"], p["channel"]))
+    return {"instances": rows, "procedures": ordered, "nsqd": sorted(stats), "errors": errors}
+
+
+def uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def render(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    table = Table(title="live service instances", title_justify="left")
+    for column in ("prepath", "instance", "host", "pid", "uptime", "procedures"):
+        table.add_column(column, overflow="fold")
+    for row in report["instances"]:
+        table.add_row(
+            Text(row["prepath"] or "-"),
+            row["instance"][:8],
+            Text(str(row["host"] or "?")),
+            str(row["pid"] or "?"),
+            uptime(row["uptime"]),
+            str(len(row["procedures"])),
+        )
+    console.print(table)
+    procedures = Table(title="procedures on nsqd " + ", ".join(report["nsqd"]), title_justify="left")
+    for column in ("procedure", "channel", "instances", "subscribers", "depth", "in-flight"):
+        procedures.add_column(column, justify="right" if column not in ("procedure", "channel") else "left")
+    for entry in report["procedures"]:
+        style = None
+        if any(n["subscribers"] == 0 for n in entry["nsqd"]):
+            style = "red"
+        elif entry["depth"] > 0:
+            style = "yellow"
+        procedures.add_row(
+            entry["uri"],
+            entry["channel"],
+            str(len(entry["instances"])),
+            str(entry["subscribers"]),
+            str(entry["depth"]),
+            str(entry["in_flight"]),
+            style=style,
+        )
+    console.print(procedures)
+    for entry in report["procedures"]:
+        if entry["problems"]:
+            color = "red" if any("no subscriber" in p for p in entry["problems"]) else "yellow"
+            text = escape(f"{entry['uri']}: {'; '.join(entry['problems'])}")
+            console.print(f"[{color}]{text}[/{color}]", soft_wrap=True)
+
+
+def services(
+    as_json: JsonOption = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", "-t", help="Seconds to wait for discovery replies.")
+    ] = DEFAULT_DISCOVERY_TIMEOUT,
+    config: ConfigOption = None,
+    nsqd: NsqdOption = None,
+) -> None:
+    from rich.markup import escape
+
+    from ._common import positive, print_json, stderr_console
+
+    positive(timeout, "--timeout")
+    settings = load(config, nsqd)
+    with exit_on_errors():
+        report = run(_gather(settings, timeout))
+    if as_json:
+        print_json(report)
+    else:
+        render(report)
+    for error in report["errors"]:
+        stderr_console().print(f"[bold red]warning:[/bold red] {escape(error)}", soft_wrap=True)
+    if report["errors"]:
+        raise typer.Exit(int(Exit.BROKER))
+    if not report["instances"]:
+        fail(f"no service answered discovery within {timeout:g}s", Exit.TIMEOUT, label="timeout")
