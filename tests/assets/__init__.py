@@ -1,0 +1,1 @@
+"""Importable packages for the CLI tests: services to serve, and modules that fail to import."""
