@@ -345,6 +345,16 @@ class Almanet:
                 self._topics[uri] = topic
         return topic
 
+    def _invocation(self, payload: Any) -> tuple[str, bytes]:
+        """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
+        call_id = _wire.new_id()
+        try:
+            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
+        except _wire.WireError as exc:
+            raise invalid_argument(str(exc)) from None
+        self._check_size(body, "the payload")
+        return call_id, body
+
     def _start_call(
         self, uri: str, payload: Any, timeout: float | None, multi: bool
     ) -> tuple[str, asyncio.Future[Any]]:
@@ -352,12 +362,7 @@ class Almanet:
         timeout = self.default_timeout if timeout is None else timeout
         if timeout <= 0:
             raise invalid_argument("timeout must be positive")
-        call_id = _wire.new_id()
-        try:
-            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
-        except _wire.WireError as exc:
-            raise invalid_argument(str(exc)) from None
-        self._check_size(body, "the payload")
+        call_id, body = self._invocation(payload)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending[call_id] = _Pending(future, uri, multi, timeout)
@@ -427,12 +432,7 @@ class Almanet:
         topic = self._topic_of(uri)
         if delay < 0:
             raise invalid_argument("delay must not be negative")
-        call_id = _wire.new_id()
-        try:
-            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
-        except _wire.WireError as exc:
-            raise invalid_argument(str(exc)) from None
-        self._check_size(body, "the payload")
+        call_id, body = self._invocation(payload)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
         await self._ensure_replies()
