@@ -331,8 +331,57 @@ class Service:
             await self.stop()
 
     def serve(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
-        """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once."""
-        serve_until_signal([self], addresses, **session_options)
+        """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once (exit 130)."""
+        code = serve_until_signal([self], addresses, **session_options)
+        if code:
+            raise SystemExit(code)
+
+
+async def serve_services(
+    services: list[Service],
+    addresses: tuple[str, ...] | None = None,
+    on_started: Callable[[], None] | None = None,
+    **session_options: Any,
+) -> int:
+    """Serve until SIGINT/SIGTERM, then drain; a second signal stops at once.
+
+    Returns 0 when every service drained, 130 when a second signal cut the drain short (the
+    invocations still in flight then go back to nsqd, to be delivered elsewhere).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    hard = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            hard.set()
+            return
+        logger.info("stopping: finishing invocations in flight (signal again to stop at once)")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    started: list[Service] = []
+    try:
+        for service in services:
+            await service.start(addresses, **session_options)
+            started.append(service)
+        if on_started is not None:
+            on_started()
+        await stop.wait()
+    except BaseException:
+        await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
+        raise
+    draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
+    interrupted = asyncio.ensure_future(hard.wait())
+    await asyncio.wait({draining, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if not draining.done():
+        draining.cancel()
+        logger.warning("stopped at once: invocations in flight go back to nsqd")
+        return 130
+    logger.info("stopped")
+    return 0
 
 
 def serve_until_signal(
@@ -340,33 +389,6 @@ def serve_until_signal(
     addresses: tuple[str, ...] | None = None,
     on_started: Callable[[], None] | None = None,
     **session_options: Any,
-) -> None:
-    """Start ``services``, wait for SIGINT/SIGTERM, drain them all; for ``serve()`` and the CLI."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        signals = 0
-
-        def on_signal() -> None:
-            nonlocal signals
-            signals += 1
-            if signals > 1:
-                raise SystemExit(130)
-            logger.info("stopping: finishing invocations in flight (signal again to stop at once)")
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
-        started: list[Service] = []
-        try:
-            for service in services:
-                await service.start(addresses, **session_options)
-                started.append(service)
-            if on_started is not None:
-                on_started()
-            await stop.wait()
-        finally:
-            await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
-
-    run(main())
+) -> int:
+    """``serve_services`` in a new event loop (uvloop when installed); for ``serve()`` and the CLI."""
+    return run(serve_services(services, addresses, on_started, **session_options))

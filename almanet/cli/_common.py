@@ -179,7 +179,6 @@ async def discover(session: Any, timeout: float) -> list[dict[str, Any]]:
 def exit_on_errors(*, timeout_message: str = "no service answered within the timeout") -> Iterator[None]:
     """Domain errors → one line on stderr and the documented exit code."""
     from almanet._errors import almanet_error, broker_error, config_error, invalid_argument
-    from almanet._nsq.http import NSQHTTPError
 
     try:
         yield
@@ -187,10 +186,17 @@ def exit_on_errors(*, timeout_message: str = "no service answered within the tim
         fail(timeout_message, Exit.TIMEOUT, label="timeout")
     except (invalid_argument, config_error) as exc:
         fail(str(exc), Exit.BAD_INPUT)
-    except (broker_error, NSQHTTPError) as exc:
+    except broker_error as exc:
         fail(str(exc), Exit.BROKER, label="broker unavailable")
     except almanet_error as exc:
         fail(str(exc), Exit.BROKER, label="error")
+    except Exception as exc:
+        # Only commands that talk HTTP import the HTTP client (it costs start-up time): an
+        # NSQHTTPError can only come from a command that has loaded it.
+        http = sys.modules.get("almanet._nsq.http")
+        if http is not None and isinstance(exc, http.NSQHTTPError):
+            fail(str(exc), Exit.BROKER, label="broker unavailable")
+        raise
 
 
 def parse_json_argument(text: str, what: str = "payload") -> Any:

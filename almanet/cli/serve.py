@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, NsqdOption, fail, load, run
+from ._common import ConfigOption, Exit, NsqdOption, fail, load
 
 
 def register(app: typer.Typer) -> None:
@@ -96,54 +96,13 @@ def serve(
     addresses: tuple[str, ...] | None = settings.nsqd if configured else None
     shown = addresses or services[0].addresses or ("localhost:4150",)
     _panel(services, shown)
+    from almanet._service import serve_until_signal
+
     from ._common import exit_on_errors, session_options
 
     with exit_on_errors():
-        code = run(_serve(services, addresses, session_options(settings)))
+        code = serve_until_signal(
+            services, addresses, lambda: logging.getLogger("almanet").info("ready"), **session_options(settings)
+        )
     if code:
         raise typer.Exit(code)
-
-
-async def _serve(services: list[Any], addresses: tuple[str, ...] | None, options: dict[str, Any]) -> int:
-    """Serve until SIGINT/SIGTERM, then drain (a second signal stops at once, exit 130).
-
-    Like ``almanet._service.serve_until_signal``, plus the session options from the settings
-    (connect timeout, TLS, AUTH), which that helper does not take.
-    """
-    import asyncio
-    import signal
-
-    log = logging.getLogger("almanet")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    hard = asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            hard.set()
-            return
-        log.info("stopping: finishing invocations in flight (signal again to stop at once)")
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    started: list[Any] = []
-    try:
-        for service in services:
-            await service.start(addresses, **options)
-            started.append(service)
-        log.info("ready")
-        await stop.wait()
-    except BaseException:
-        await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
-        raise
-    draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
-    interrupted = asyncio.ensure_future(hard.wait())
-    await asyncio.wait({draining, interrupted}, return_when=asyncio.FIRST_COMPLETED)
-    interrupted.cancel()
-    if not draining.done():
-        draining.cancel()
-        log.warning("stopped at once: invocations in flight go back to nsqd")
-        return int(Exit.INTERRUPTED)
-    log.info("stopped")
-    return 0

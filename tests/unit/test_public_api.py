@@ -119,8 +119,6 @@ def _private_modules() -> list[str]:
 
 
 PRIVATE = _private_modules()
-# Owned by the CLI, reported; xfail (not strict) so the fix is not blocked by this file.
-KNOWN_WITHOUT_ALL = {"almanet.cli._common", "almanet.cli._complete"}
 
 
 def test_private_modules_were_found() -> None:
@@ -128,15 +126,7 @@ def test_private_modules_were_found() -> None:
         assert expected in PRIVATE
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(reason=f"{m} has no __all__ yet (reported)"))
-        if m in KNOWN_WITHOUT_ALL
-        else m
-        for m in PRIVATE
-    ],
-)
+@pytest.mark.parametrize("module", PRIVATE)
 def test_private_module_declares_all(module: str) -> None:
     mod = importlib.import_module(module)
     exported = getattr(mod, "__all__", None)
