@@ -12,8 +12,6 @@ that the TLS files named in it exist.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import ipaddress
 import math
 import os
 import re
@@ -164,6 +162,8 @@ def split_address(text: str) -> tuple[str, int]:
         if not sep:
             raise ValueError(f"{text!r} is not [ipv6]:port, e.g. [::1]:4150")
         try:
+            import ipaddress  # rare (IPv6 literals): not worth its import at start-up
+
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
@@ -318,6 +318,8 @@ def _find_line(lines: list[str], section: str, name: str | None) -> int | None:
 
 
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import ssl
 from collections.abc import Callable
 from typing import Protocol
 
@@ -109,6 +108,8 @@ class Connection(asyncio.Protocol):
         self._arm_watchdog()
 
     async def _upgrade_tls(self) -> None:
+        import ssl  # only TLS users pay for importing it (~5 ms of start-up)
+
         tls = self.options.tls
         assert tls is not None and self._transport is not None
         context = ssl.create_default_context(cafile=tls.ca_file)
