@@ -30,6 +30,19 @@ class ConnectionDelegate(Protocol):
     def on_close(self, connection: Connection, error: Exception | None) -> None: ...
 
 
+# A tick's MPUB stays well under nsqd's default --max-body-size (5 MiB).
+_BATCH_LIMIT = 1024 * 1024
+
+
+class _Batch:
+    __slots__ = ("bodies", "future", "size")
+
+    def __init__(self, future: asyncio.Future[bytes]) -> None:
+        self.future = future
+        self.bodies: list[bytes] = []
+        self.size = 4
+
+
 class Connection(asyncio.Protocol):
     """A connected nsqd client socket. Make one with ``await Connection.open(...)``."""
 
@@ -59,6 +72,8 @@ class Connection(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._upgrading = False
         self._cls_sent = False
+        self._flush_scheduled = False
+        self._batches: dict[str, _Batch] = {}  # publish_soon's messages of this tick, per topic
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -186,17 +201,53 @@ class Connection(asyncio.Protocol):
     # -- commands --------------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if not self._out:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         self._out.append(data)
 
     def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._batches:
+            self._seal_batches()
         out = self._out
         if not out:
             return
         self._out = []
         if self._transport is not None and not self.closed:
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def publish_soon(self, topic: str, body: bytes) -> asyncio.Future[bytes]:
+        """Publish with the other messages for ``topic`` of this event-loop tick, as one MPUB.
+
+        Under load this turns dozens of PUBs (each answered by its own OK, one nsqd write each)
+        into one command and one OK; alone in its tick, a message goes out as a plain PUB.
+        """
+        if self.closed:
+            raise self._closed_error()
+        batch = self._batches.get(topic)
+        if batch is None:
+            batch = self._batches[topic] = _Batch(self._loop.create_future())
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+        elif batch.size + len(body) > _BATCH_LIMIT:
+            self._seal(topic, self._batches.pop(topic))
+            return self.publish_soon(topic, body)
+        batch.bodies.append(body)
+        batch.size += len(body) + 4
+        return batch.future
+
+    def _seal(self, topic: str, batch: _Batch) -> None:
+        bodies = batch.bodies
+        command = codec.pub(topic, bodies[0]) if len(bodies) == 1 else codec.mpub(topic, bodies)
+        self._waiters.append((batch.future, command))
+        self._out.append(command)
+
+    def _seal_batches(self) -> None:
+        batches, self._batches = self._batches, {}
+        for topic, batch in batches.items():
+            self._seal(topic, batch)
 
     def request(self, command: bytes) -> asyncio.Future[bytes]:
         """Send a command that nsqd answers; replies are matched in the order commands were sent."""
@@ -296,6 +347,8 @@ class Connection(asyncio.Protocol):
             self.close_error = error
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._batches:
+            self._seal_batches()  # never written: as lost as the commands nsqd did not answer
         waiters, self._waiters = self._waiters, collections.deque()
         unanswered = [(w, c) for w, c in waiters if not w.done()]
         if unanswered and self.on_lost_commands is not None:

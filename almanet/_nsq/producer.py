@@ -127,7 +127,7 @@ class Producer:
     # -- publishing ------------------------------------------------------------------------------
 
     async def publish(self, topic: str, body: bytes) -> None:
-        await self._with_failover(lambda c: c.publish(topic, body))
+        await self._with_failover(lambda c: c.publish_soon(topic, body))
 
     def publish_nowait(self, topic: str, body: bytes, *, prefer: str | None = None) -> asyncio.Future[None]:
         """Publish without awaiting here: the returned future carries the OK or the error.
@@ -138,11 +138,11 @@ class Producer:
         if prefer is not None and prefer in self.addresses:
             connection = self._connections.get(prefer)
             if connection is not None and not connection.closed:
-                return connection.publish(topic, body)  # type: ignore[return-value]
+                return connection.publish_soon(topic, body)  # type: ignore[return-value]
             return asyncio.ensure_future(self._publish_preferring(prefer, topic, body))
         connection = self._live()
         if connection is not None:
-            return connection.publish(topic, body)  # type: ignore[return-value]
+            return connection.publish_soon(topic, body)  # type: ignore[return-value]
         return asyncio.ensure_future(self.publish(topic, body))
 
     async def _publish_preferring(self, address: str, topic: str, body: bytes) -> None:
