@@ -159,6 +159,7 @@ class Almanet:
             raise invalid_argument("default_timeout must be positive")
         self.addresses: tuple[str, ...] = tuple(addresses)
         self.id = _wire.new_id()
+        self._call_ids = _wire.IdSequence()
         self.default_timeout = default_timeout
         self.max_message_size = max_message_size
         self._options = options or ConnectionOptions()
@@ -194,7 +195,8 @@ class Almanet:
         except NSQError as exc:
             await self._producer.close()
             raise translate_nsq_error(exc, "cannot join") from None
-        self._deadlines = _Deadlines(asyncio.get_running_loop(), self._pending, self._expire)
+        self._loop = asyncio.get_running_loop()  # kept: get_running_loop costs a getpid() call
+        self._deadlines = _Deadlines(self._loop, self._pending, self._expire)
         self._state = "open"
 
     async def leave(self) -> None:
@@ -347,7 +349,7 @@ class Almanet:
 
     def _invocation(self, payload: Any) -> tuple[str, bytes]:
         """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
-        call_id = _wire.new_id()
+        call_id = self._call_ids.next()
         try:
             body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
         except _wire.WireError as exc:
@@ -363,8 +365,7 @@ class Almanet:
         if timeout <= 0:
             raise invalid_argument("timeout must be positive")
         call_id, body = self._invocation(payload)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[call_id] = _Pending(future, uri, multi, timeout)
         assert self._deadlines is not None
         self._deadlines.add(timeout, call_id)

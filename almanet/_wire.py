@@ -6,6 +6,7 @@ this module is its executable form.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ __all__ = [
     "CLIENT_DISCOVERY_URI",
     "DEFAULT_CHANNEL",
     "REPLY_CHANNEL",
+    "IdSequence",
     "Invocation",
     "Reply",
     "WireError",
@@ -50,8 +52,25 @@ class WireError(ValueError):
 
 
 def new_id() -> str:
-    """32 lowercase hex digits, like 0.7.0's ``uuid4().hex``; random, but 4x cheaper than uuid4."""
+    """32 random lowercase hex digits, the shape of 0.7.0's ``uuid4().hex``: session ids."""
     return os.urandom(16).hex()
+
+
+class IdSequence:
+    """Call ids: a random 64-bit prefix per session and a counter, as 32 lowercase hex digits.
+
+    Unique within the session by the counter, across sessions by the prefix, and free of the
+    ``getrandom`` system call that a random id per call costs (a tenth of a caller's CPU at load).
+    """
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def check_uri(uri: str) -> str:

@@ -69,6 +69,7 @@ async def call(args: argparse.Namespace) -> None:
         print("WARM", flush=True)  # the harness reads the service's memory now
         errors = 0
         latencies: list[float] = []
+        cpu_start = time.process_time()
         start = time.perf_counter()
         if args.concurrency == 1:
             for _ in range(args.n):
@@ -95,6 +96,7 @@ async def call(args: argparse.Namespace) -> None:
 
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         latencies.sort()
         emit(
             {
@@ -108,6 +110,7 @@ async def call(args: argparse.Namespace) -> None:
                 "p50_us": percentile(latencies, 0.50) * 1e6,
                 "p90_us": percentile(latencies, 0.90) * 1e6,
                 "p99_us": percentile(latencies, 0.99) * 1e6,
+                "cpu_s": cpu,
                 "rss_after_warmup_kib": rss_after_warmup,
                 "rss_after_kib": rss_kib(),
             }

@@ -51,6 +51,13 @@ def build_floor() -> None:
     subprocess.run([go, "build", "-o", str(FLOOR), "."], cwd=ROOT / "bench" / "go", check=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU of a live process, from /proc (clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
@@ -117,12 +124,19 @@ def rpc(impl: str, nsqd: NsqdProcess, n: int, concurrency: int) -> dict[str, Any
     server = Proc(serve_argv(impl, nsqd.tcp_address, uri))
     try:
         server.wait_line("READY")
+        cpu0 = {"nsqd": cpu_seconds(nsqd.pid), "service": cpu_seconds(server.popen.pid)}
         client = Proc(call_argv(impl, nsqd.tcp_address, uri, n, concurrency))
         memory: dict[str, int] = {}
         if impl == "almanet":
             client.wait_line("WARM", timeout=120)
             memory["service_rss_after_warmup_kib"] = rss_kib(server.popen.pid)
         result = client.result()
+        # CPU per call (µs): nsqd and service over the client's whole run (warm-up included),
+        # the caller over its measured calls (its own figure, without interpreter start-up)
+        calls = n + 200
+        result["nsqd_cpu_us_per_call"] = (cpu_seconds(nsqd.pid) - cpu0["nsqd"]) * 1e6 / calls
+        result["service_cpu_us_per_call"] = (cpu_seconds(server.popen.pid) - cpu0["service"]) * 1e6 / calls
+        result["caller_cpu_us_per_call"] = result.get("cpu_s", 0.0) * 1e6 / n
         if impl == "almanet":
             memory["service_rss_after_kib"] = rss_kib(server.popen.pid)
         result.update(memory)
@@ -280,6 +294,8 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
     add("a_sequential", "sequential p99", "p99_us", "≤ 1.2×", "lower", 1.2, "µs")
     add("b_concurrent", "200 in flight", "calls_per_s", "≥ 1.5×", "higher", 1.5, "calls/s")
     add("b_concurrent", "errors", "errors", "0", "lower", None, "")
+    for who in ("nsqd", "service", "caller"):
+        add("b_concurrent", f"{who} CPU per call", f"{who}_cpu_us_per_call", "", "lower", None, "µs")
     add("c_stream", "produce → consume", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0, "msgs/s")
     add("d_mpub", "MPUB 1,000,000", "msgs_per_s", "≥ 100,000 msgs/s", "higher", None, "msgs/s")
     if "d_mpub" in raw and rows:

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	nsq "github.com/nsqio/go-nsq"
@@ -298,6 +299,7 @@ type callResult struct {
 	P99us       float64 `json:"p99_us"`
 	MeanUs      float64 `json:"mean_us"`
 	MinUs       float64 `json:"min_us"`
+	CPUs        float64 `json:"cpu_s"` // user+system CPU of this process over the measured calls
 	MaxUs       float64 `json:"max_us"`
 }
 
@@ -369,7 +371,9 @@ func runCall(args []string) error {
 		w := cl.runBatch(*warmup, *concurrency, *timeout)
 		log.Printf("call: warm-up done in %v (%d errors)", w.elapsed, w.errors)
 	}
+	cpu0 := cpuSeconds()
 	res := cl.runBatch(*n, *concurrency, *timeout)
+	cpu := cpuSeconds() - cpu0
 
 	lat := res.latencies
 	slices.Sort(lat)
@@ -391,6 +395,7 @@ func runCall(args []string) error {
 		P50us:       percentileUs(lat, 0.50),
 		P90us:       percentileUs(lat, 0.90),
 		P99us:       percentileUs(lat, 0.99),
+		CPUs:        cpu,
 	}
 	if len(lat) > 0 {
 		out.MeanUs = us(sum / time.Duration(len(lat)))
@@ -399,4 +404,13 @@ func runCall(args []string) error {
 	}
 	printResult(out)
 	return nil
+}
+
+// cpuSeconds is this process's user+system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -271,3 +271,12 @@ def test_new_id_is_32_hex_and_unique() -> None:
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
+def test_call_ids_are_32_hex_unique_and_share_a_per_session_prefix() -> None:
+    first, second = _wire.IdSequence(), _wire.IdSequence()
+    ids = [first.next() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert len(set(ids)) == 1000
+    assert {i[:16] for i in ids} == {ids[0][:16]}
+    assert second.next()[:16] != ids[0][:16]  # 64 random bits apart
