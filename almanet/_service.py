@@ -63,8 +63,9 @@ class _Running:
     consumers: list[Consumer] = field(default_factory=list)
     # invocations running, with their NSQ message (TOUCHed while they run)
     tasks: dict[asyncio.Task[None], Message] = field(default_factory=dict)
-    # replies published and not yet acknowledged by nsqd: their invocation is finished (FIN) then
-    replies: set[asyncio.Future[None]] = field(default_factory=set)
+    # replies published and not yet acknowledged by nsqd, by publish (one future serves all the
+    # replies of a tick): their invocations are finished (FIN) when the OK comes
+    replies: dict[asyncio.Future[None], list[tuple[Message, str]]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     toucher: asyncio.TimerHandle | None = None
 
@@ -286,16 +287,22 @@ class Service:
         # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
         # replies there, and a reply sent elsewhere would land in a topic nobody reads.
         published = running.session._publish_nowait(invocation.reply_topic, body, prefer=message._connection.address)
+        waiting = running.replies.get(published)
+        if waiting is None:
+            waiting = running.replies[published] = []
+            published.add_done_callback(lambda future: self._replies_sent(running, future))
+        waiting.append((message, invocation.id))
 
-        def done(future: asyncio.Future[None]) -> None:
+    @staticmethod
+    def _replies_sent(running: _Running, published: asyncio.Future[None]) -> None:
+        """nsqd has the replies (or refused them): finish their invocations either way."""
+        sent = running.replies.pop(published, [])
+        for message, _ in sent:
             message.finish()
-            if not future.cancelled() and future.exception() is not None:
-                logger.error("could not publish the reply to %s: %s", invocation.id, future.exception())
-
-        published.add_done_callback(done)
-        if not published.done():
-            running.replies.add(published)
-            published.add_done_callback(running.replies.discard)
+        error = None if published.cancelled() else published.exception()
+        if error is not None:
+            ids = ", ".join(call_id for _, call_id in sent[:3])
+            logger.error("could not publish %d replies (calls %s...): %s", len(sent), ids, error)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain: take no new invocations, let those in flight finish (bounded), then leave."""

@@ -170,6 +170,7 @@ class Almanet:
         self._replies_ready: asyncio.Future[None] | None = None
         self._pending: dict[str, _Pending] = {}
         self._topics: dict[str, str] = {}  # uri -> topic, checked once
+        self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._deadlines: _Deadlines | None = None
         self._subscriptions: set[Subscription] = set()
         self._consumers: set[Consumer] = set()
@@ -370,7 +371,12 @@ class Almanet:
         assert self._deadlines is not None
         self._deadlines.add(timeout, call_id)
         published = self._producer.publish_nowait(topic, body)
-        published.add_done_callback(lambda p: self._on_published(p, call_id, uri))
+        # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
+        calls = self._publishing.get(published)
+        if calls is None:
+            calls = self._publishing[published] = []
+            published.add_done_callback(self._on_published)
+        calls.append(call_id)
         return call_id, future
 
     async def _wait(self, call_id: str, future: asyncio.Future[Any]) -> Any:
@@ -380,17 +386,18 @@ class Almanet:
             if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
                 self._pending.pop(call_id, None)
 
-    def _on_published(self, published: asyncio.Future[None], call_id: str, uri: str) -> None:
-        if published.cancelled():
-            return
-        error = published.exception()
+    def _on_published(self, published: asyncio.Future[None]) -> None:
+        calls = self._publishing.pop(published, [])
+        error = None if published.cancelled() else published.exception()
         if error is None:
             return
-        pending = self._pending.pop(call_id, None)
-        if pending is not None and not pending.future.done():
-            if isinstance(error, NSQError):
-                error = translate_nsq_error(error, f"cannot call {uri!r}")
-            pending.future.set_exception(error)
+        for call_id in calls:
+            pending = self._pending.pop(call_id, None)
+            if pending is not None and not pending.future.done():
+                failure = error
+                if isinstance(error, NSQError):
+                    failure = translate_nsq_error(error, f"cannot call {pending.uri!r}")
+                pending.future.set_exception(failure)
 
     async def call(self, uri: str, payload: Any = None, *, timeout: float | None = None) -> CallResult[Any]:
         """Call a procedure and wait for its reply.

@@ -147,11 +147,19 @@ def decode_invocation(body: bytes) -> Invocation:
     call_id, caller_id, reply_to = value["id"], value["caller_id"], value["reply_topic"]
     if not (isinstance(call_id, str) and isinstance(caller_id, str) and isinstance(reply_to, str)):
         raise WireError("invocation id, caller_id and reply_topic must be strings")
-    try:
-        check_name(reply_to, "reply topic")
-    except ValueError as exc:
-        raise WireError(str(exc)) from None
+    if reply_to not in _known_reply_topics:
+        try:
+            check_name(reply_to, "reply topic")
+        except ValueError as exc:
+            raise WireError(str(exc)) from None
+        if len(_known_reply_topics) >= 10_000:
+            _known_reply_topics.clear()
+        _known_reply_topics.add(reply_to)
     return Invocation(call_id, caller_id, value["payload"], reply_to)
+
+
+# Reply topics already checked: a caller sends thousands of invocations with the same one.
+_known_reply_topics: set[str] = set()
 
 
 def encode_reply(call_id: str, is_error: bool, payload: Any) -> bytes:
