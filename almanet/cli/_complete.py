@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["COMPLETION_BUDGET", "complete_uri"]
+from typing import Annotated
+
+import typer
+
+__all__ = ["COMPLETION_BUDGET", "UriArgument", "complete_uri"]
 
 COMPLETION_BUDGET = 1.0  # seconds: a shell waiting for <TAB> must not hang on a dead broker
 
@@ -43,3 +47,9 @@ async def _live_uris(incomplete: str) -> list[str]:
             if isinstance(route, str):
                 uris.add(route.rsplit("/", 1)[0])
     return sorted(u for u in uris if u.startswith(incomplete))
+
+
+# The URI argument of call, multicall and describe, completed with the live procedures.
+UriArgument = Annotated[
+    str, typer.Argument(help="Procedure URI, e.g. net.example.greeting.", autocompletion=complete_uri)
+]

@@ -21,11 +21,7 @@ from ._common import (
     print_json,
     run,
 )
-from ._complete import complete_uri
-
-UriArgument = Annotated[
-    str, typer.Argument(help="Procedure URI, e.g. net.example.greeting.", autocompletion=complete_uri)
-]
+from ._complete import UriArgument
 
 
 def register(app: typer.Typer) -> None:

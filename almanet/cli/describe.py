@@ -23,7 +23,7 @@ from ._common import (
     print_json,
     run,
 )
-from ._complete import complete_uri
+from ._complete import UriArgument
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
 
@@ -106,7 +106,7 @@ def render(procedures: list[dict[str, Any]]) -> None:
 
 
 def describe(
-    uri: Annotated[str, typer.Argument(help="Procedure URI, e.g. net.example.greeting.", autocompletion=complete_uri)],
+    uri: UriArgument,
     as_json: JsonOption = False,
     timeout: Annotated[
         float, typer.Option("--timeout", "-t", help="Seconds to wait for discovery replies.")

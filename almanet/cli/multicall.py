@@ -18,7 +18,7 @@ from ._common import (
     print_json,
     run,
 )
-from ._complete import complete_uri
+from ._complete import UriArgument
 
 DEFAULT_MULTICALL_TIMEOUT = 3.0
 
@@ -54,7 +54,7 @@ async def _multicall(settings: Any, uri: str, payload: Any, timeout: float) -> l
 
 
 def multicall(
-    uri: Annotated[str, typer.Argument(help="Procedure URI, e.g. net.example.greeting.", autocompletion=complete_uri)],
+    uri: UriArgument,
     payload: Annotated[str | None, typer.Argument(help="JSON payload, @file.json, or - for stdin.")] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", "-t", help="Seconds to collect replies (the command always waits this long).")
