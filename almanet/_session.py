@@ -20,7 +20,7 @@ from . import _wire
 from ._errors import broker_error, invalid_argument, rpc_error, session_state_error
 from ._models import CallResult, ConsumedMessage
 from ._nsq.consumer import Consumer, Message
-from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse
+from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse, NSQHandshakeError
 from ._nsq.names import check_name
 from ._nsq.options import ConnectionOptions, parse_address
 from ._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE, Producer
@@ -38,6 +38,8 @@ State = Literal["unopened", "open", "closed"]
 
 def translate_nsq_error(exc: NSQError, doing: str) -> broker_error:
     """The one place NSQ client errors become almanet errors, with a hint at the fix."""
+    if isinstance(exc, NSQHandshakeError):  # nsqd is there: its message already names the fix
+        return broker_error(f"{doing}: {exc}")
     if isinstance(exc, NSQConnectionError):
         return broker_error(f"{doing}: {exc}. Is nsqd running there? Set the address with ALMANET_NSQD or almanet.toml")
     if isinstance(exc, NSQErrorResponse) and exc.code in {"E_BAD_MESSAGE", "E_BAD_BODY"}:

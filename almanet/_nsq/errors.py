@@ -5,6 +5,7 @@
     NSQError
     ├── ProtocolError          the bytes from nsqd do not parse (the connection is unusable)
     ├── NSQConnectionError     connecting failed, or the connection was lost / closed
+    │   └── NSQHandshakeError  nsqd is there but TLS or AUTH failed; the message names the fix
     └── NSQErrorResponse       nsqd answered a command with an error frame (``code``, ``text``)
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "NSQConnectionError",
     "NSQError",
     "NSQErrorResponse",
+    "NSQHandshakeError",
     "ProtocolError",
 ]
 
@@ -46,6 +48,10 @@ class ProtocolError(NSQError):
 
 class NSQConnectionError(NSQError, ConnectionError):
     """The connection could not be made, or is gone."""
+
+
+class NSQHandshakeError(NSQConnectionError):
+    """nsqd answers, but the connection's TLS or AUTH failed: a setting to change, not an outage."""
 
 
 class NSQErrorResponse(NSQError):
