@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
 from . import codec
-from .errors import NON_FATAL_ERROR_CODES, NSQConnectionError, NSQErrorResponse, ProtocolError
-from .options import ConnectionOptions, parse_address
+from .errors import (
+    NON_FATAL_ERROR_CODES,
+    NSQConnectionError,
+    NSQErrorResponse,
+    NSQHandshakeError,
+    ProtocolError,
+)
+from .options import ConnectionOptions, TLSOptions, parse_address
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Connection", "ConnectionDelegate"]
 
@@ -96,6 +107,9 @@ class Connection(asyncio.Protocol):
         except TimeoutError:
             connection._abort(NSQConnectionError(f"nsqd at {address} did not answer within {options.connect_timeout}s"))
             raise connection.close_error from None  # type: ignore[misc]
+        except NSQConnectionError as exc:  # already names the address (and the fix): not re-wrapped
+            connection._abort(exc)
+            raise
         except OSError as exc:
             connection._abort(NSQConnectionError(f"cannot connect to nsqd at {address}: {exc.strerror or exc}"))
             raise connection.close_error from None  # type: ignore[misc]
@@ -112,39 +126,98 @@ class Connection(asyncio.Protocol):
                 self.server_settings = orjson.loads(reply)
             except orjson.JSONDecodeError:
                 raise ProtocolError(f"IDENTIFY answered with {reply[:80]!r}") from None
-        if self.server_settings.get("tls_v1"):
-            await self._upgrade_tls()
+        if self.options.tls is not None:
+            if not self.server_settings.get("tls_v1"):
+                # never fall back to plaintext when TLS was asked for
+                raise NSQHandshakeError(
+                    f"nsqd at {self.address} does not offer TLS: start it with --tls-cert and --tls-key,"
+                    " or set tls.enabled = false in almanet.toml to connect without TLS"
+                )
+            await self._upgrade_tls(self.options.tls)
         if self.server_settings.get("auth_required"):
-            if not self.options.auth_secret:
-                raise NSQConnectionError(f"nsqd at {self.address} requires AUTH: set auth.secret in almanet.toml")
-            await self.request(codec.auth(self.options.auth_secret.encode()))
+            await self._authenticate()
         elif self.options.auth_secret:
             logger.warning("nsqd at %s does not ask for AUTH; the configured secret is not sent", self.address)
         self._arm_watchdog()
 
-    async def _upgrade_tls(self) -> None:
+    async def _authenticate(self) -> None:
+        """AUTH with the configured secret; nsqd asks its --auth-http-address server about it."""
+        if not self.options.auth_secret:
+            raise NSQHandshakeError(
+                f"nsqd at {self.address} requires AUTH (it runs with --auth-http-address):"
+                " set auth.secret in almanet.toml"
+            )
+        try:
+            reply = await self.request(codec.auth(self.options.auth_secret.encode()))
+        except NSQErrorResponse as exc:
+            if exc.code == "E_AUTH_FAILED":
+                hint = "nsqd's auth server refused the secret (or could not be reached by nsqd)"
+            elif exc.code == "E_UNAUTHORIZED":
+                hint = "nsqd's auth server accepted the secret but grants it no permissions"
+            else:
+                hint = "nsqd refused the AUTH command"
+            raise NSQHandshakeError(
+                f"AUTH with nsqd at {self.address} failed ({exc}): {hint}; check auth.secret in almanet.toml"
+            ) from None
+        with contextlib.suppress(orjson.JSONDecodeError):
+            logger.debug("nsqd at %s: AUTH as %s", self.address, orjson.loads(reply))
+
+    async def _upgrade_tls(self, tls: TLSOptions) -> None:
+        """Turn this socket into TLS after IDENTIFY, as nsqd expects, then wait for nsqd's OK.
+
+        nsqd sends its IDENTIFY reply in clear, then does the TLS handshake on the same socket,
+        then sends an OK frame over TLS. ``start_tls`` hands the socket to its own SSL protocol and
+        feeds us the decrypted bytes (``data_received``) from the handshake's end on; the OK's
+        waiter is queued before the handshake, so that OK finds it whenever it arrives.
+        """
         import ssl  # only TLS users pay for importing it (~5 ms of start-up)
 
-        tls = self.options.tls
-        assert tls is not None and self._transport is not None
-        context = ssl.create_default_context(cafile=tls.ca_file)
-        if not tls.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if tls.cert_file:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
+        assert self._transport is not None
+        context = _tls_context(tls, self.address)
         host, _ = parse_address(self.address)
-        self._upgrading = True
-        waiter = self._loop.create_future()
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
         self._waiters.append((waiter, b""))
+        self._upgrading = True
         try:
-            transport = await self._loop.start_tls(self._transport, self, context, server_hostname=host)
-        except ssl.SSLError as exc:
-            raise NSQConnectionError(f"TLS with nsqd at {self.address} failed: {exc}") from None
+            try:
+                transport = await self._loop.start_tls(self._transport, self, context, server_hostname=host)
+            finally:
+                self._upgrading = False
+            if transport is None or self.closed:  # the peer closed it during the handshake
+                raise ConnectionResetError("the connection was closed")
+            self._transport = transport  # type: ignore[assignment]
+            await waiter  # nsqd confirms the upgrade with an OK frame, over TLS
+        except ssl.SSLCertVerificationError as exc:
+            reason = f"nsqd's certificate did not verify ({exc.verify_message})"
+            raise NSQHandshakeError(self._tls_failure(reason, tls)) from None
+        except (ssl.SSLError, OSError) as exc:
+            # OSError covers NSQConnectionError: the OK's waiter failed as the connection went
+            reason = (str(exc) or type(exc).__name__).removeprefix(f"connection to nsqd at {self.address} lost: ")
+            raise NSQHandshakeError(self._tls_failure(reason, tls)) from None
         finally:
-            self._upgrading = False
-        self._transport = transport  # type: ignore[assignment]
-        await waiter  # nsqd confirms the upgrade with an OK frame
+            if not waiter.done():
+                waiter.cancel()  # nobody will read it: keep asyncio from reporting it unretrieved
+            elif not waiter.cancelled():
+                waiter.exception()
+
+    def _tls_failure(self, reason: str, tls: TLSOptions) -> str:
+        """What went wrong in the TLS handshake, and the setting that most likely fixes it."""
+        text = f"TLS with nsqd at {self.address} failed: {reason}"
+        low = reason.lower()
+        if "hostname mismatch" in low or "ip address mismatch" in low:
+            return f"{text}; connect by a name or address listed in nsqd's certificate (subjectAltName)"
+        if "verif" in low or "issuer" in low or "self-signed" in low or "self signed" in low:
+            where = f"tls.ca_file ({tls.ca_file}) is not" if tls.ca_file else "without tls.ca_file, the system CAs lack"
+            return (
+                f"{text}; {where} the CA that signed nsqd's certificate: set tls.ca_file in almanet.toml"
+                " to that CA (or tls.verify = false to skip the check)"
+            )
+        if not tls.cert_file and ("certificate" in low or "reset" in low or "closed" in low or "eof" in low):
+            return (
+                f"{text}; if nsqd runs with --tls-client-auth-policy it needs a client certificate:"
+                " set tls.cert_file and tls.key_file in almanet.toml"
+            )
+        return f"{text}; check the tls settings in almanet.toml against nsqd's --tls-* flags (e.g. --tls-min-version)"
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -174,22 +247,31 @@ class Connection(asyncio.Protocol):
             else:
                 self._on_error_frame(NSQErrorResponse.from_frame(frame.data))
 
-    def _on_error_frame(self, error: NSQErrorResponse) -> None:
-        if error.code in NON_FATAL_ERROR_CODES:
-            logger.warning("nsqd at %s: %s", self.address, error)
+    def _on_error_frame(self, response: NSQErrorResponse) -> None:
+        if response.code in NON_FATAL_ERROR_CODES:
+            logger.warning("nsqd at %s: %s", self.address, response)
             return
+        error: Exception = response
+        if response.code == "E_INVALID" and response.text.endswith("(TLS required)"):
+            # nsqd --tls-required answers so the first command after a plaintext IDENTIFY
+            error = NSQHandshakeError(
+                f"nsqd at {self.address} requires TLS ({response}): set tls.enabled = true in almanet.toml,"
+                " with tls.ca_file naming the CA that signed nsqd's certificate"
+            )
         if self._waiters:
             waiter = self._waiters.popleft()[0]
             if not waiter.done():
                 waiter.set_exception(error)
         else:
             logger.error("nsqd at %s sent an error no command waits for: %s", self.address, error)
-        if error.fatal:
+        if response.fatal:
             self._abort(error)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._upgrading:
-            return
+        # Not swallowed while upgrading to TLS: the waiters fail now and _upgrade_tls reports it
+        # as a TLS failure (start_tls itself tells us of a loss only once its handshake ended).
+        if self._upgrading and exc is None:
+            exc = ConnectionResetError("closed by nsqd during the TLS handshake")
         error = self.close_error or (
             NSQConnectionError(f"connection to nsqd at {self.address} lost: {exc}") if exc else None
         )
@@ -374,3 +456,26 @@ class Connection(asyncio.Protocol):
                 self._watchdog = self._loop.call_later(timeout - silent + 0.05, check)
 
         self._watchdog = self._loop.call_later(timeout, check)
+
+
+@functools.lru_cache(maxsize=16)
+def _tls_context(tls: TLSOptions, address: str) -> ssl.SSLContext:
+    """The client SSL context for these settings (made once: loading a CA file costs ~ms)."""
+    import ssl
+
+    what = "tls.ca_file"
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file)
+        if not tls.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if tls.cert_file:
+            what = "tls.cert_file/tls.key_file"
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise NSQHandshakeError(
+            f"TLS with nsqd at {address}: cannot load {what} ({detail}): set {what} in almanet.toml"
+            " to readable PEM files"
+        ) from None
+    return context

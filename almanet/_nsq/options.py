@@ -26,10 +26,21 @@ def parse_address(address: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class TLSOptions:
+    """TLS towards nsqd, asked for in IDENTIFY (nsqd needs --tls-cert and --tls-key).
+
+    ``ca_file`` verifies nsqd's certificate (default: the system's CAs); ``cert_file`` and
+    ``key_file`` are the client certificate nsqd's --tls-client-auth-policy asks for (a
+    ``cert_file`` alone may hold the key too); ``verify=False`` skips checking nsqd's certificate.
+    """
+
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     verify: bool = True
+
+    def __post_init__(self) -> None:
+        if self.key_file and not self.cert_file:
+            raise ValueError("TLS key_file needs cert_file (the client certificate): set both")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +61,7 @@ class ConnectionOptions:
     connect_timeout: float = 5.0
     command_timeout: float = 10.0
     tls: TLSOptions | None = None
-    auth_secret: str | None = None
+    auth_secret: str | None = field(default=None, repr=False)  # a password: never in logs
     max_frame_size: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
