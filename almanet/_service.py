@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _wire
-from ._eager import start_eagerly
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._runner import run
@@ -60,6 +59,7 @@ class Procedure:
 @dataclass
 class _Running:
     session: Almanet
+    loop: asyncio.AbstractEventLoop
     consumers: list[Consumer] = field(default_factory=list)
     # invocations running, with their NSQ message (TOUCHed while they run)
     tasks: dict[asyncio.Task[None], Message] = field(default_factory=dict)
@@ -149,7 +149,7 @@ class Service:
             raise session_state_error("the service is already running")
         session = Almanet(*(addresses or self.addresses), **session_options)
         await session.join()
-        running = self._running = _Running(session)
+        running = self._running = _Running(session, asyncio.get_running_loop())
         try:
             for procedure in self.procedures.values():
                 running.consumers.append(
@@ -243,10 +243,11 @@ class Service:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()
             return
-        task = start_eagerly(self._invoke(running, procedure, invocation, message))
-        if task is not None:  # the procedure awaits something: it goes on as a task
-            running.tasks[task] = message
-            task.add_done_callback(lambda t: running.tasks.pop(t, None))
+        # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
+        # current_task() and context variables as in any other task.
+        task = running.loop.create_task(self._invoke(running, procedure, invocation, message))
+        running.tasks[task] = message
+        task.add_done_callback(lambda t: running.tasks.pop(t, None))
 
     async def _invoke(
         self, running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message
@@ -263,8 +264,14 @@ class Service:
         except rpc_error as error:
             self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
         except asyncio.CancelledError:
-            message.requeue()
-            raise
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the drain gave up on it: run it elsewhere
+                message.requeue()
+                raise
+            # raised by the procedure itself (say, an awaited future was cancelled): a failure
+            # of this invocation, answered like any other, never requeued to loop forever
+            logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
+            self._internal_error(message, invocation)
         except Exception:
             logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
             self._internal_error(message, invocation)

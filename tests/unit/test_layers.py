@@ -40,7 +40,6 @@ RANKS: dict[str, int] = {
     "almanet._session": 3,
     "almanet._models": 3,
     "almanet._runner": 1,
-    "almanet._eager": 1,  # asyncio only  # runs an event loop: asyncio (and uvloop) only
     # L4 service
     "almanet._validation": 4,
     "almanet._service": 4,
