@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from . import codec
 from .backoff import ReconnectPolicy
 from .connection import Connection
-from .errors import NSQConnectionError, NSQErrorResponse
+from .errors import NSQConnectionError, NSQError, NSQErrorResponse
 from .options import ConnectionOptions
 
 __all__ = ["Consumer", "Message"]
@@ -141,26 +141,34 @@ class Consumer:
         return min(count, connection.max_rdy_count)
 
     async def _subscribe(self, address: str) -> None:
-        connection = await Connection.open(address, self.options, self)
+        # No delegate until subscribed: a connection that fails (or is cancelled) half-way must
+        # not trigger on_close and a reconnect loop that nobody owns.
+        connection = await Connection.open(address, self.options)
         try:
             await asyncio.wait_for(connection.subscribe(self.topic, self.channel), self.options.command_timeout)
         except BaseException:
-            connection.delegate = None
-            await connection.close()
+            await asyncio.shield(connection.close())
             raise
-        if self._stopping:
-            connection.delegate = None
+        if self._stopping or connection.closed:
             await connection.close()
-            return
+            if self._stopping:
+                return
+            raise NSQConnectionError(f"nsqd at {address} closed the connection right after SUB")
+        connection.delegate = self  # messages flow only after RDY, below
         self._connections[address] = connection
         connection.ready(self._rdy_share(connection))
 
     async def start(self) -> None:
         """Subscribe on every nsqd; fails unless at least one accepts. Others are retried behind."""
-        results = await asyncio.gather(*(self._subscribe(a) for a in self.addresses), return_exceptions=True)
+        try:
+            results = await asyncio.gather(*(self._subscribe(a) for a in self.addresses), return_exceptions=True)
+        except BaseException:  # cancelled: leave nothing subscribed behind
+            await asyncio.shield(self.stop())
+            raise
         failures = [(a, r) for a, r in zip(self.addresses, results, strict=True) if isinstance(r, BaseException)]
         for _, result in failures:
             if not isinstance(result, Exception):
+                await asyncio.shield(self.stop())
                 raise result
         refused = [r for _, r in failures if isinstance(r, NSQErrorResponse)]
         if refused or len(failures) == len(self.addresses):
@@ -185,7 +193,7 @@ class Consumer:
                 await self._subscribe(address)
                 logger.info("resubscribed %s/%s on nsqd %s", self.topic, self.channel, address)
                 return
-            except (NSQConnectionError, NSQErrorResponse, TimeoutError) as exc:
+            except (NSQError, TimeoutError) as exc:  # anything but cancellation: try again
                 logger.debug("reconnect %d to %s failed: %s", attempt, address, exc)
 
     async def stop_receiving(self) -> None:

@@ -35,6 +35,7 @@ class Producer:
         self._next = 0
         self._closed = False
         self._resending: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Future[None]] = set()
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -50,15 +51,30 @@ class Producer:
         return None
 
     async def _open(self, address: str) -> Connection:
+        """The live connection to ``address``, opening it if needed (one attempt at a time)."""
+        if self._closed:
+            raise NSQConnectionError("the producer is closed")
+        live = self._connections.get(address)
+        if live is not None and not live.closed:
+            return live
         task = self._connecting.get(address)
         if task is None:
             task = asyncio.ensure_future(Connection.open(address, self.options))
             self._connecting[address] = task
-            task.add_done_callback(lambda _t, a=address: self._connecting.pop(a, None))
-        connection = await asyncio.shield(task)
+            task.add_done_callback(lambda t, a=address: self._opened(a, t))
+        return await asyncio.shield(task)
+
+    def _opened(self, address: str, task: asyncio.Task[Connection]) -> None:
+        """Adopt a new connection even when whoever asked for it was cancelled meanwhile."""
+        self._connecting.pop(address, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        connection = task.result()
+        if self._closed:
+            self._closing.add(asyncio.ensure_future(connection.close()))
+            return
         connection.on_lost_commands = self._resend
         self._connections[address] = connection
-        return connection
 
     def _resend(self, lost: list[tuple[asyncio.Future[bytes], bytes]]) -> None:
         """Publish again, elsewhere, what a lost connection had sent without nsqd's answer.
@@ -116,8 +132,17 @@ class Producer:
                         last_error = NSQConnectionError("no nsqd is reachable")
                     raise last_error
             try:
-                await send(connection)
+                sent = send(connection)  # may be shared with other publishes: never cancel it
+                async with asyncio.timeout(self.options.command_timeout):
+                    await asyncio.shield(sent)
                 return
+            except TimeoutError:
+                # nsqd took it, or not: at-least-once, like a connection lost before the OK
+                tried.append(connection.address)
+                last_error = NSQConnectionError(
+                    f"nsqd at {connection.address} did not answer within {self.options.command_timeout}s"
+                )
+                connection = None
             except NSQConnectionError as exc:
                 # Not sent, or sent with no confirmation: retried on another nsqd (at-least-once).
                 tried.append(connection.address)
@@ -219,4 +244,4 @@ class Producer:
         connections = list(self._connections.values())
         self._connections.clear()
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
-        await asyncio.gather(*self._resending, return_exceptions=True)  # they fail fast once closed
+        await asyncio.gather(*self._resending, *self._closing, return_exceptions=True)  # fail fast once closed
