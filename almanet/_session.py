@@ -11,6 +11,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import math
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal
 
@@ -175,6 +176,7 @@ class Almanet:
         self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._deadlines: _Deadlines | None = None
         self._subscriptions: set[Subscription] = set()
+        self._leaving: asyncio.Future[None] | None = None
         self._consumers: set[Consumer] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -198,16 +200,29 @@ class Almanet:
         except NSQError as exc:
             await self._producer.close()
             raise translate_nsq_error(exc, "cannot join") from None
+        except BaseException:  # cancelled: close what was opened, the session stays unopened
+            await asyncio.shield(self._producer.close())
+            self._producer = Producer(self.addresses, self._options)
+            raise
         self._loop = asyncio.get_running_loop()  # kept: get_running_loop costs a getpid() call
         self._deadlines = _Deadlines(self._loop, self._pending, self._expire)
         self._state = "open"
 
     async def leave(self) -> None:
-        """Stop consuming, fail pending calls, close every connection. Safe to call twice."""
-        if self._state != "open":
+        """Stop consuming, fail pending calls, close every connection. Safe to call twice.
+
+        The teardown runs to its end even if the caller is cancelled meanwhile (a second Ctrl-C,
+        an outer timeout); a second ``leave()`` waits for it.
+        """
+        if self._leaving is None:
+            was_open = self._state == "open"
             self._state = "closed"
-            return
-        self._state = "closed"
+            if not was_open:
+                return
+            self._leaving = asyncio.ensure_future(self._teardown())
+        await asyncio.shield(self._leaving)
+
+    async def _teardown(self) -> None:
         for subscription in list(self._subscriptions):
             await subscription.close()
         # the reply consumer is in self._consumers too: stopping it twice at once would close its
@@ -276,6 +291,9 @@ class Almanet:
             await consumer.start()
         except NSQError as exc:
             raise translate_nsq_error(exc, f"cannot subscribe to {topic}/{channel}") from None
+        if self._state != "open":  # the session left while we subscribed: nobody would stop it
+            await consumer.stop()
+            self._require_open()
         self._consumers.add(consumer)
         return consumer
 
@@ -289,25 +307,45 @@ class Almanet:
     # -- RPC -------------------------------------------------------------------------------------
 
     async def _ensure_replies(self) -> None:
-        ready = self._replies_ready
-        if ready is None:
-            ready = self._replies_ready = asyncio.get_running_loop().create_future()
+        """Subscribe the reply topic once; concurrent first calls share that one attempt.
+
+        ``_replies_ready`` is None (no attempt yet, or the last one failed), pending, or done
+        with success. A failed attempt fails its waiters too; a cancelled one makes a waiter
+        try again itself, never cancels it.
+        """
+        while True:
+            ready = self._replies_ready
+            if ready is None:
+                ready = self._replies_ready = self._loop.create_future()
+                try:
+                    self._replies = await self._subscribe(
+                        self._reply_topic,
+                        _wire.REPLY_CHANNEL,
+                        self._on_reply,
+                        max_in_flight=REPLY_MAX_IN_FLIGHT,
+                        low_latency=True,
+                    )
+                except asyncio.CancelledError:
+                    self._replies_ready = None
+                    ready.cancel()
+                    raise
+                except BaseException as exc:
+                    self._replies_ready = None
+                    ready.set_exception(exc)
+                    ready.exception()  # retrieved: the raise below reports it
+                    raise
+                ready.set_result(None)
+                return
+            if ready.done():
+                return
             try:
-                self._replies = await self._subscribe(
-                    self._reply_topic,
-                    _wire.REPLY_CHANNEL,
-                    self._on_reply,
-                    max_in_flight=REPLY_MAX_IN_FLIGHT,
-                    low_latency=True,
-                )
-            except BaseException as exc:
-                self._replies_ready = None
-                ready.set_exception(exc)
-                ready.exception()  # retrieved: the raise below reports it
+                await asyncio.shield(ready)
+                return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if ready.cancelled() and task is not None and not task.cancelling():
+                    continue  # the attempt we waited on was cancelled, not us: try ourselves
                 raise
-            ready.set_result(None)
-        elif not ready.done():
-            await asyncio.shield(ready)
 
     def _on_reply(self, message: Message) -> None:
         message.finish()
@@ -410,6 +448,7 @@ class Almanet:
         self._require_open()
         if self._replies_ready is None or not self._replies_ready.done():
             await self._ensure_replies()
+            self._require_open()  # it may have left meanwhile
         call_id, future = self._start_call(uri, payload, timeout, multi=False)
         try:
             reply: _wire.Reply = await future
@@ -429,6 +468,7 @@ class Almanet:
         """
         self._require_open()
         await self._ensure_replies()
+        self._require_open()
         call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True)
         replies: list[_wire.Reply] = await self._wait(*call)
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
@@ -440,12 +480,12 @@ class Almanet:
         """
         self._require_open()
         topic = self._topic_of(uri)
-        if delay < 0:
-            raise invalid_argument("delay must not be negative")
+        _check_delay(delay)
         call_id, body = self._invocation(payload)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
         await self._ensure_replies()
+        self._require_open()
         try:
             await self._producer.publish_deferred(topic, int(delay * 1000), body)
         except NSQError as exc:
@@ -468,6 +508,7 @@ class Almanet:
         body = self._encode(payload, "the message")
         try:
             if delay:
+                _check_delay(delay)
                 await self._producer.publish_deferred(topic, int(delay * 1000), body)
             else:
                 await self._producer.publish(topic, body)
@@ -526,6 +567,17 @@ class Almanet:
         if max_attempts is not None and max_attempts < 1:
             raise invalid_argument("max_attempts must be at least 1")
         return Subscription(self, topic, channel, max_in_flight, max_attempts)
+
+
+MAX_DELAY = 3600.0  # nsqd's default --max-req-timeout, the limit of DPUB's delay
+
+
+def _check_delay(delay: float) -> None:
+    """A DPUB delay nsqd accepts; an out-of-range one is a fatal error that drops the connection."""
+    if not (isinstance(delay, int | float) and math.isfinite(delay) and 0 <= delay <= MAX_DELAY):
+        raise invalid_argument(
+            f"delay must be between 0 and {MAX_DELAY:g} seconds (nsqd's --max-req-timeout), not {delay!r}"
+        )
 
 
 def _low_latency(options: ConnectionOptions) -> ConnectionOptions:

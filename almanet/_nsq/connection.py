@@ -391,9 +391,17 @@ class Connection(asyncio.Protocol):
             logger.debug("CLS on %s: %s", self.address, exc)
 
     async def close(self) -> None:
-        """Flush what is written, close the socket and wait until it is gone."""
+        """Flush what is written, wait for nsqd's answers to it (bounded), close, wait until gone.
+
+        Waiting for the answers means a publish made just before ``close`` is confirmed, not
+        reported as lost (and resent) because the socket closed under it.
+        """
         if self._transport is not None and not self.closed:
             self._flush()
+            unanswered = [waiter for waiter, _ in self._waiters if not waiter.done()]
+            if unanswered:
+                await asyncio.wait(unanswered, timeout=self.options.command_timeout)
+        if self._transport is not None and not self.closed:
             self._transport.close()
         else:
             self._finish(None)
