@@ -41,7 +41,9 @@ class Message:
             return
         self.responded = True
         self._consumer._settled()
-        if not self._connection.closed:
+        if self._connection.closed:
+            self._lost("FIN")
+        else:
             self._connection.finish(self.id)
 
     def requeue(self, delay_ms: int = 0) -> None:
@@ -49,8 +51,18 @@ class Message:
             return
         self.responded = True
         self._consumer._settled()
-        if not self._connection.closed:
+        if self._connection.closed:
+            self._lost("REQ")
+        else:
             self._connection.requeue(self.id, delay_ms)
+
+    def _lost(self, command: str) -> None:
+        logger.warning(
+            "message %s: its connection to nsqd at %s is gone, so %s cannot be sent; nsqd delivers it again",
+            self.id.decode("ascii", "replace"),
+            self._connection.address,
+            command,
+        )
 
     def touch(self) -> None:
         if not self.responded and not self._connection.closed:
