@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         session_state_error,
     )
     from ._models import CallResult, ConsumedMessage
+    from ._nsq.options import ConnectionOptions, TLSOptions
     from ._runner import run
     from ._service import Procedure, Service
     from ._session import Almanet, Subscription
@@ -35,6 +36,8 @@ _LAZY = {
     "rpc_error": "._errors",
     "session_state_error": "._errors",
     "CallResult": "._models",
+    "ConnectionOptions": "._nsq.options",
+    "TLSOptions": "._nsq.options",
     "ConsumedMessage": "._models",
     "Procedure": "._service",
     "Service": "._service",
@@ -60,11 +63,13 @@ def __dir__() -> list[str]:
 __all__ = [
     "Almanet",
     "CallResult",
+    "ConnectionOptions",
     "ConsumedMessage",
     "InternalError",
     "Procedure",
     "Service",
     "Subscription",
+    "TLSOptions",
     "ValidationError",
     "__version__",
     "almanet_error",

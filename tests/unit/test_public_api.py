@@ -18,11 +18,13 @@ ROOT = Path(almanet.__file__).resolve().parent
 PUBLIC_NAMES = [
     "Almanet",
     "CallResult",
+    "ConnectionOptions",
     "ConsumedMessage",
     "InternalError",
     "Procedure",
     "Service",
     "Subscription",
+    "TLSOptions",
     "ValidationError",
     "__version__",
     "almanet_error",
