@@ -167,7 +167,9 @@ class Service:
             await session.leave()
             raise
         self._keep_alive(running)
-        logger.info("serving %d procedures as session %s", len(self.procedures), session.id)
+        logger.info(
+            "serving %s on %s (session %s)", ", ".join(self.procedures), ", ".join(session.addresses), session.id
+        )
 
     def _keep_alive(self, running: _Running) -> None:
         """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
@@ -345,7 +347,13 @@ class Service:
             await self.stop()
 
     def serve(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
-        """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once (exit 130)."""
+        """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once (exit 130).
+
+        This is a program's entry point (``if __name__ == "__main__": service.serve()``): when the
+        program has not configured logging, it logs to stderr at INFO, so that one sees it serve.
+        """
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         code = serve_until_signal([self], addresses, **session_options)
         if code:
             raise SystemExit(code)
