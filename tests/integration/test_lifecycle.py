@@ -21,12 +21,7 @@ STATE_CLOSING = 4
 
 
 def _channel(nsqd: NsqdProcess, topic: str, channel: str) -> dict[str, Any] | None:
-    for t in nsqd.stats().get("topics") or []:
-        if t["topic_name"] == topic:
-            for c in t.get("channels") or []:
-                if c["channel_name"] == channel:
-                    return c
-    return None
+    return nsqd.channel_stats(topic, channel)
 
 
 async def _stats_channel(nsqd: NsqdProcess, topic: str, channel: str) -> dict[str, Any] | None:

@@ -16,12 +16,7 @@ from tests.support.nsqproc import NsqdProcess, wait_until
 
 
 def _channel_stats(nsqd: NsqdProcess, topic: str, channel: str) -> dict[str, Any] | None:
-    for t in nsqd.stats().get("topics") or []:
-        if t["topic_name"] == topic:
-            for c in t.get("channels") or []:
-                if c["channel_name"] == channel:
-                    return c
-    return None
+    return nsqd.channel_stats(topic, channel)
 
 
 def _http_pub(nsqd: NsqdProcess, topic: str, body: bytes) -> None:

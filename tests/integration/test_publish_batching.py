@@ -11,10 +11,7 @@ from tests.support.nsqproc import NsqdProcess
 
 
 def _message_count(nsqd: NsqdProcess, topic: str) -> int:
-    for t in nsqd.stats().get("topics") or []:
-        if t["topic_name"] == topic:
-            return int(t["message_count"])
-    return 0
+    return int((nsqd.topic_stats(topic) or {}).get("message_count", 0))
 
 
 def test_one_tick_one_topic_is_one_command(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:

@@ -272,6 +272,20 @@ class NsqdProcess(_Daemon):
             for t in self.stats().get("topics") or []
         }
 
+    def topic_stats(self, topic: str) -> dict[str, Any] | None:
+        """nsqd's /stats entry for ``topic`` (depth, message_count, channels...), or None."""
+        for t in self.stats().get("topics") or []:
+            if t["topic_name"] == topic:
+                return t
+        return None
+
+    def channel_stats(self, topic: str, channel: str) -> dict[str, Any] | None:
+        """nsqd's /stats entry for ``channel`` of ``topic`` (depth, in_flight_count, clients...)."""
+        for c in (self.topic_stats(topic) or {}).get("channels") or []:
+            if c["channel_name"] == channel:
+                return c
+        return None
+
 
 @dataclass(eq=False)
 class NsqlookupdProcess(_Daemon):
