@@ -190,20 +190,38 @@ class Consumer:
             logger.warning("nsqd at %s unreachable for %s/%s: %s; retrying", address, self.topic, self.channel, error)
             self._start_reconnector(address)
 
-    def _start_reconnector(self, address: str) -> None:
+    def add_address(self, address: str) -> None:
+        """Subscribe on one more nsqd (found after start), in the background, retried until it works.
+
+        RDY shares depend on the number of nsqd: the connections already open get their new,
+        smaller share at once. A known address, or a consumer that is stopping, is left as it is.
+        """
+        if self._stopping or address in self.addresses:
+            return
+        self.addresses.append(address)
+        for connection in list(self._connections.values()):
+            if not connection.closed:
+                connection.ready(self._rdy_share(connection))
+        self._start_reconnector(address, first_at_once=True)
+
+    def _start_reconnector(self, address: str, *, first_at_once: bool = False) -> None:
         if address not in self._reconnectors:
-            task = asyncio.ensure_future(self._reconnect_loop(address))
+            task = asyncio.ensure_future(self._reconnect_loop(address, first_at_once))
             self._reconnectors[address] = task
             task.add_done_callback(lambda _t: self._reconnectors.pop(address, None))
 
-    async def _reconnect_loop(self, address: str) -> None:
+    async def _reconnect_loop(self, address: str, first_at_once: bool = False) -> None:
         attempt = 0
         while not self._stopping:
             attempt += 1
-            await asyncio.sleep(self.reconnect.delay(attempt))
+            if attempt > 1 or not first_at_once:
+                await asyncio.sleep(self.reconnect.delay(attempt))
             try:
                 await self._subscribe(address)
-                logger.info("resubscribed %s/%s on nsqd %s", self.topic, self.channel, address)
+                if first_at_once and attempt == 1:
+                    logger.info("subscribed %s/%s on nsqd %s", self.topic, self.channel, address)
+                else:
+                    logger.info("resubscribed %s/%s on nsqd %s", self.topic, self.channel, address)
                 return
             except (NSQError, TimeoutError) as exc:  # anything but cancellation: try again
                 logger.debug("reconnect %d to %s failed: %s", attempt, address, exc)

@@ -57,12 +57,14 @@ class Producer:
         live = self._connections.get(address)
         if live is not None and not live.closed:
             return live
-        task = self._connecting.get(address)
-        if task is None:
-            task = asyncio.ensure_future(Connection.open(address, self.options))
-            self._connecting[address] = task
-            task.add_done_callback(lambda t, a=address: self._opened(a, t))
+        task = self._connecting.get(address) or self._start_opening(address)
         return await asyncio.shield(task)
+
+    def _start_opening(self, address: str) -> asyncio.Task[Connection]:
+        task = asyncio.ensure_future(Connection.open(address, self.options))
+        self._connecting[address] = task
+        task.add_done_callback(lambda t, a=address: self._opened(a, t))
+        return task
 
     def _opened(self, address: str, task: asyncio.Task[Connection]) -> None:
         """Adopt a new connection even when whoever asked for it was cancelled meanwhile."""
@@ -109,6 +111,22 @@ class Producer:
         for address, result in zip(self.addresses, results, strict=True):
             if isinstance(result, BaseException):
                 logger.warning("nsqd at %s is unreachable for now: %s", address, result)
+
+    def add_address(self, address: str) -> None:
+        """Publish to one more nsqd (found after start): it joins the round robin once connected.
+
+        The connection is opened now, in the background; if that fails it is tried again like any
+        other nsqd of the pool, when the live ones fail. A known address is left as it is.
+        """
+        if self._closed or address in self.addresses:
+            return
+        self.addresses = (*self.addresses, address)
+        if address not in self._connecting:
+            self._start_opening(address).add_done_callback(lambda t: self._added(address, t))
+
+    def _added(self, address: str, task: asyncio.Task[Connection]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._closed:
+            logger.warning("nsqd at %s is unreachable for now: %s", address, task.exception())
 
     async def _with_failover(self, send: Callable[[Connection], asyncio.Future[bytes]]) -> None:
         if self._closed:
@@ -239,8 +257,10 @@ class Producer:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._connecting.values()):
+        connecting = list(self._connecting.values())
+        for task in connecting:
             task.cancel()
+        await asyncio.gather(*connecting, return_exceptions=True)
         connections = list(self._connections.values())
         self._connections.clear()
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
