@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -81,6 +81,8 @@ class Service:
         max_concurrency: int = 200,
         drain_timeout: float = 30.0,
         tags: tuple[str, ...] = (),
+        lookupd: Sequence[str] | str = (),
+        lookupd_interval: float | None = None,
     ) -> None:
         if prepath:
             try:
@@ -90,6 +92,10 @@ class Service:
         if max_concurrency < 1:
             raise invalid_argument("max_concurrency must be at least 1")
         self.addresses = addresses
+        # nsqlookupd to find (more) nsqd at, for the session start() makes; start()'s own
+        # ``lookupd``/``lookupd_interval`` options win over these
+        self.lookupd: tuple[str, ...] = (lookupd,) if isinstance(lookupd, str) else tuple(lookupd)
+        self.lookupd_interval = lookupd_interval
         self.prepath = prepath
         self.channel = channel
         self.max_concurrency = max_concurrency
@@ -144,10 +150,20 @@ class Service:
         return self._running.session
 
     async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
-        """Join, then subscribe every procedure and the discovery procedures."""
+        """Join, then subscribe every procedure and the discovery procedures.
+
+        ``addresses`` (when not None) replace the service's own nsqd addresses; ``session_options``
+        go to the session (``almanet.new_session``'s keywords), ``lookupd`` included.
+        """
         if self._running is not None:
             raise session_state_error("the service is already running")
-        session = Almanet(*(addresses or self.addresses), **session_options)
+        options: dict[str, Any] = {}
+        if self.lookupd:
+            options["lookupd"] = self.lookupd
+        if self.lookupd_interval is not None:
+            options["lookupd_interval"] = self.lookupd_interval
+        options.update(session_options)
+        session = Almanet(*(self.addresses if addresses is None else addresses), **options)
         await session.join()
         running = self._running = _Running(session, asyncio.get_running_loop())
         try:

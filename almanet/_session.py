@@ -2,6 +2,9 @@
 
 A session owns one publishing connection per nsqd and, once it has called something, one reply
 subscription (an ephemeral topic of its own), so nothing it made outlives it inside nsqd.
+Given nsqlookupd addresses, it also follows the nsqd registered there: they are looked up when it
+joins and every ``lookupd_interval`` seconds after, and each new nsqd is added to its publishing
+pool and to every subscription it has (or makes later).
 Pending calls share a single deadline timer instead of one timer each: timeouts stay cheap.
 """
 
@@ -12,7 +15,7 @@ import collections
 import dataclasses
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -21,6 +24,7 @@ from . import _wire
 from ._errors import broker_error, invalid_argument, rpc_error, session_state_error
 from ._models import CallResult, ConsumedMessage
 from ._nsq.consumer import Consumer, Message
+from ._nsq.discovery import DEFAULT_LOOKUPD_INTERVAL, LookupdPoller, NSQLookupdError
 from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse, NSQHandshakeError
 from ._nsq.names import check_name
 from ._nsq.options import ConnectionOptions, parse_address
@@ -143,7 +147,12 @@ class _Pending:
 
 
 class Almanet:
-    """A session: ``async with almanet.new_session("localhost:4150") as session: ...``."""
+    """A session: ``async with almanet.new_session("localhost:4150") as session: ...``.
+
+    ``lookupd`` (nsqlookupd HTTP addresses, ``host:4161``) makes it find nsqd there too: with
+    lookupd and no nsqd address, it uses only the nsqd that lookupd lists. ``addresses`` grows as
+    new nsqd are found; an nsqd that lookupd stops listing is kept (its connections reconnect).
+    """
 
     def __init__(
         self,
@@ -151,23 +160,32 @@ class Almanet:
         default_timeout: float = DEFAULT_CALL_TIMEOUT,
         options: ConnectionOptions | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        lookupd: Sequence[str] | str = (),
+        lookupd_interval: float = DEFAULT_LOOKUPD_INTERVAL,
     ) -> None:
-        addresses = addresses or (DEFAULT_ADDRESS,)
-        for address in addresses:
+        lookupd = (lookupd,) if isinstance(lookupd, str) else tuple(dict.fromkeys(lookupd))
+        if not lookupd:
+            addresses = addresses or (DEFAULT_ADDRESS,)
+        for address in (*addresses, *lookupd):
             try:
                 parse_address(address)
             except ValueError as exc:
                 raise invalid_argument(str(exc)) from None
         if default_timeout <= 0:
             raise invalid_argument("default_timeout must be positive")
-        self.addresses: tuple[str, ...] = tuple(addresses)
+        if not (isinstance(lookupd_interval, int | float) and math.isfinite(lookupd_interval) and lookupd_interval > 0):
+            raise invalid_argument(f"lookupd_interval must be a positive number of seconds, not {lookupd_interval!r}")
+        self.addresses: tuple[str, ...] = tuple(dict.fromkeys(addresses))
+        self.lookupd: tuple[str, ...] = lookupd
+        self.lookupd_interval = float(lookupd_interval)
+        self._poller: LookupdPoller | None = None
         self.id = _wire.new_id()
         self._call_ids = _wire.IdSequence()
         self.default_timeout = default_timeout
         self.max_message_size = max_message_size
         self._options = options or ConnectionOptions()
         self._state: State = "unopened"
-        self._producer = Producer(self.addresses, self._options)
+        self._producer: Producer = None  # type: ignore[assignment]  # made by join(), once the nsqd are known
         self._reply_topic = _wire.reply_topic(self.id)
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
@@ -195,18 +213,67 @@ class Almanet:
             raise session_state_error("this session was closed; create a new one with almanet.new_session()")
         if self._state == "open":
             return
+        poller = None
+        if self.lookupd:
+            poller = LookupdPoller(
+                self.lookupd,
+                self._on_nsqd_found,
+                interval=self.lookupd_interval,
+                timeout=self._options.connect_timeout,
+            )
+            await self._lookup_nsqd(poller)
+        producer = Producer(self.addresses, self._options)
         try:
-            await self._producer.connect()
+            await producer.connect()
         except NSQError as exc:
-            await self._producer.close()
+            await producer.close()
             raise translate_nsq_error(exc, "cannot join") from None
         except BaseException:  # cancelled: close what was opened, the session stays unopened
-            await asyncio.shield(self._producer.close())
-            self._producer = Producer(self.addresses, self._options)
+            await asyncio.shield(producer.close())
             raise
+        self._producer = producer
         self._loop = asyncio.get_running_loop()  # kept: get_running_loop costs a getpid() call
         self._deadlines = _Deadlines(self._loop, self._pending, self._expire)
         self._state = "open"
+        if poller is not None:
+            self._poller = poller
+            poller.start()
+
+    async def _lookup_nsqd(self, poller: LookupdPoller) -> None:
+        """The first lookup: the nsqd lookupd lists, added to those given. Joining needs at least one."""
+        where = ", ".join(self.lookupd)
+        try:
+            found = await poller.poll()
+        except NSQLookupdError as exc:
+            if not self.addresses:
+                raise broker_error(
+                    f"cannot join: {exc}. Is nsqlookupd running at {where}?"
+                    " Set its HTTP address with ALMANET_LOOKUPD or nsq.lookupd_http in almanet.toml"
+                ) from None
+            return  # the failure is logged; the nsqd given are enough to start, lookupd is asked again later
+        self.addresses = tuple(dict.fromkeys((*self.addresses, *found)))
+        if not self.addresses:
+            raise broker_error(
+                f"cannot join: no nsqd is registered with nsqlookupd at {where}"
+                " (start nsqd with --lookupd-tcp-address=<lookupd host>:4160, or give an nsqd address)"
+            )
+
+    def _on_nsqd_found(self, found: list[str]) -> None:
+        """lookupd lists nsqd we do not use yet: publish there, and subscribe there everything we read."""
+        if self._state != "open":
+            return
+        new = [a for a in found if a not in self.addresses]
+        if not new:
+            return
+        self.addresses = (*self.addresses, *new)
+        consumers = set(self._consumers)
+        if self._replies is not None:
+            consumers.add(self._replies)
+        for address in new:
+            logger.info("using nsqd %s, found through nsqlookupd", address)
+            self._producer.add_address(address)
+            for consumer in consumers:
+                consumer.add_address(address)
 
     async def leave(self) -> None:
         """Stop consuming, fail pending calls, close every connection. Safe to call twice.
@@ -223,6 +290,8 @@ class Almanet:
         await asyncio.shield(self._leaving)
 
     async def _teardown(self) -> None:
+        if self._poller is not None:
+            await self._poller.close()
         for subscription in list(self._subscriptions):
             await subscription.close()
         # the reply consumer is in self._consumers too: stopping it twice at once would close its
@@ -295,6 +364,8 @@ class Almanet:
             await consumer.stop()
             self._require_open()
         self._consumers.add(consumer)
+        for address in self.addresses:  # nsqd found through lookupd while it subscribed
+            consumer.add_address(address)
         return consumer
 
     async def _stop_consumer(self, consumer: Consumer, drain_timeout: float = 0.0) -> None:
