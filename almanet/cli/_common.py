@@ -26,7 +26,6 @@ __all__ = [
     "exit_on_errors",
     "fail",
     "load",
-    "nsqd_addresses",
     "open_session",
     "parse_json_argument",
     "positive",
@@ -128,37 +127,22 @@ def connection_options(settings: Any) -> Any:
 
 
 def session_options(settings: Any) -> dict[str, Any]:
-    """Keyword arguments for ``almanet.new_session`` / ``Service.start`` from the settings."""
-    return {"options": connection_options(settings), "default_timeout": settings.call_timeout}
+    """Keyword arguments for ``almanet.new_session`` / ``Service.start`` from the settings.
 
-
-async def nsqd_addresses(settings: Any, *, timeout: float | None = None) -> tuple[str, ...]:
-    """nsqd TCP addresses: the configured ones, or those registered with nsqlookupd."""
-    if settings.nsqd:
-        return tuple(settings.nsqd)
-    from almanet._errors import broker_error
-    from almanet._nsq.http import LookupdHTTPClient, NSQHTTPError, producer_address
-
-    found: list[str] = []
-    errors: list[str] = []
-    for address in settings.lookupd_http:
-        try:
-            nodes = await LookupdHTTPClient(address, timeout=timeout or settings.connect_timeout).nodes()
-        except NSQHTTPError as exc:
-            errors.append(str(exc))
-            continue
-        found.extend(a for a in (producer_address(n, "tcp") for n in nodes) if a not in found)
-    if not found:
-        why = "; ".join(errors) if errors else "no nsqd is registered there"
-        raise broker_error(f"no nsqd found through nsqlookupd {', '.join(settings.lookupd_http)}: {why}")
-    return tuple(found)
+    With ``nsq.lookupd_http`` set, the session finds its nsqd there (at join, then every
+    15 s), in addition to any ``nsq.nsqd`` given.
+    """
+    options: dict[str, Any] = {"options": connection_options(settings), "default_timeout": settings.call_timeout}
+    if settings.lookupd_http:
+        options["lookupd"] = tuple(settings.lookupd_http)
+    return options
 
 
 async def open_session(settings: Any) -> Any:
-    """A session (not joined yet) on the nsqd of the settings, with their options."""
+    """A session (not joined yet) on the nsqd of the settings (and their nsqlookupd), with their options."""
     import almanet
 
-    return almanet.new_session(*await nsqd_addresses(settings), **session_options(settings))
+    return almanet.new_session(*settings.nsqd, **session_options(settings))
 
 
 async def discover(session: Any, timeout: float) -> list[dict[str, Any]]:

@@ -61,12 +61,16 @@ def resolve_target(target: str) -> list[Any]:
     return services
 
 
-def _panel(services: list[Any], addresses: tuple[str, ...]) -> None:
+def _panel(services: list[Any], addresses: tuple[str, ...], lookupd: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"almanet serving on {', '.join(addresses)}", title_justify="left")
+    where = ", ".join(addresses)
+    if lookupd:
+        found = f"the nsqd registered with nsqlookupd {', '.join(lookupd)}"
+        where = f"{where} and {found}" if where else found
+    table = Table(title=f"almanet serving on {where}", title_justify="left")
     table.add_column("procedure")
     table.add_column("channel")
     table.add_column("description", overflow="fold")
@@ -90,19 +94,22 @@ def serve(
     if not any(s.procedures for s in services):
         fail("the services have no procedures to serve", Exit.BAD_INPUT)
     settings = load(config, nsqd)
-    # The configuration (file, env, --nsqd) wins over the addresses written in the service's code,
-    # unless nothing was configured: then the service's own addresses are used.
-    configured = settings.sources.get("nsq.nsqd", "default") != "default"
-    addresses: tuple[str, ...] | None = settings.nsqd if configured else None
-    shown = addresses or services[0].addresses or ("localhost:4150",)
-    _panel(services, shown)
-    from almanet._service import serve_until_signal
-
     from ._common import exit_on_errors, session_options
 
+    # The configuration (file, env, --nsqd) wins over the nsqd and nsqlookupd addresses written in
+    # the service's code, unless nothing was configured: then the service's own addresses are used.
+    options = session_options(settings)
+    configured = any(settings.sources.get(key, "default") != "default" for key in ("nsq.nsqd", "nsq.lookupd_http"))
+    addresses: tuple[str, ...] | None = None
+    lookupd = services[0].lookupd
+    if configured:
+        addresses = tuple(settings.nsqd)
+        lookupd = options["lookupd"] = tuple(settings.lookupd_http)
+    shown = addresses if addresses is not None else services[0].addresses
+    _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd)
+    from almanet._service import serve_until_signal
+
     with exit_on_errors():
-        code = serve_until_signal(
-            services, addresses, lambda: logging.getLogger("almanet").info("ready"), **session_options(settings)
-        )
+        code = serve_until_signal(services, addresses, lambda: logging.getLogger("almanet").info("ready"), **options)
     if code:
         raise typer.Exit(code)

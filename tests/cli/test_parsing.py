@@ -216,9 +216,12 @@ def test_connection_options_carry_tls_and_auth(runner: CliRunner, tmp_path: Path
     assert options.tls is not None and options.tls.ca_file == str(tmp_path / "ca.pem") and options.tls.verify is False
     assert options.auth_secret == "s3cret"
     assert session_options(settings)["default_timeout"] == 7.0
+    assert "lookupd" not in session_options(settings)
     (tmp_path / "almanet.toml").write_text("")
     plain = connection_options(load_settings())
     assert plain.tls is None and plain.auth_secret is None and plain.connect_timeout == 5.0
+    (tmp_path / "almanet.toml").write_text('[nsq]\nlookupd_http = ["l1:4161", "l2:4161"]\n')
+    assert session_options(load_settings())["lookupd"] == ("l1:4161", "l2:4161")
 
 
 def test_multicall_reply_items() -> None:

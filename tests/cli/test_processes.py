@@ -169,6 +169,29 @@ def test_services_across_two_nsqd_found_through_lookupd(nsqlookupd, nsqd_factory
     assert call.stdout == b'{"placed":3}\n'
 
 
+def test_serve_with_lookupd_only_serves_on_the_nsqd_registered_there(nsqlookupd, nsqd_factory, tmp_path: Path) -> None:
+    a = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    wait_until(lambda: nsqlookupd.nodes(), 5, message="nsqd did not register with lookupd")
+    env = {**nsq_env(tmp_path), "ALMANET_LOOKUPD": nsqlookupd.http_address}
+    del env["ALMANET_NSQD"], env["ALMANET_NSQD_HTTP"]
+    server = start("serve", "tests.assets.services_ok:svc", env=env, cwd=tmp_path)
+
+    def ready() -> bool:
+        assert server.poll() is None, "almanet serve exited"
+        try:
+            return call_once((a.tcp_address,), "clitest.whoami") == "RPC"
+        except TimeoutError:
+            return False
+
+    try:
+        wait_until(ready, 10, message="almanet serve (lookupd only) did not answer on the nsqd lookupd lists")
+    finally:
+        code, _, err = stop(server, signal.SIGTERM)
+    assert code == 0, err
+    assert f"almanet serving on the nsqd registered with nsqlookupd {nsqlookupd.http_address}" in err
+    assert "serving clitest.place" in err and a.tcp_address in err
+
+
 def test_services_with_an_unreachable_nsqd_http_warns_and_exits_4(nsqd: NsqdProcess, tmp_path: Path) -> None:
     env = {**nsq_env(tmp_path, nsqd), "ALMANET_NSQD_HTTP": f"{nsqd.http_address},127.0.0.1:1"}
     result = almanet("services", "--json", "--timeout", "0.3", env=env, cwd=tmp_path)
