@@ -6,7 +6,9 @@
     ├── ProtocolError          the bytes from nsqd do not parse (the connection is unusable)
     ├── NSQConnectionError     connecting failed, or the connection was lost / closed
     │   └── NSQHandshakeError  nsqd is there but TLS or AUTH failed; the message names the fix
-    └── NSQErrorResponse       nsqd answered a command with an error frame (``code``, ``text``)
+    ├── NSQErrorResponse       nsqd answered a command with an error frame (``code``, ``text``)
+    ├── NSQHTTPError           (http.py) an nsqd/nsqlookupd HTTP request failed
+    └── NSQLookupdError        (discovery.py) no nsqlookupd answered ``/nodes``
 """
 
 from __future__ import annotations
