@@ -43,7 +43,7 @@ def log(text: str) -> None:
 
 
 def build_floor() -> None:
-    sources = list((ROOT / "bench" / "go").glob("*.go")) + [ROOT / "bench" / "go" / "go.mod"]
+    sources = [*list((ROOT / "bench" / "go").glob("*.go")), ROOT / "bench" / "go" / "go.mod"]
     if FLOOR.exists() and all(FLOOR.stat().st_mtime >= s.stat().st_mtime for s in sources):
         return
     go = shutil.which("go") or "/usr/local/go/bin/go"
