@@ -170,7 +170,7 @@ class Connection(asyncio.Protocol):
         feeds us the decrypted bytes (``data_received``) from the handshake's end on; the OK's
         waiter is queued before the handshake, so that OK finds it whenever it arrives.
         """
-        import ssl  # only TLS users pay for importing it (~5 ms of start-up)
+        import ssl
 
         assert self._transport is not None
         context = _tls_context(tls, self.address)
