@@ -2,7 +2,9 @@
 # Prepare a checkout for tests, the demo and the benchmark:
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
 #      built from the pinned Go module in tools/nsq;
-#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra.
+#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
+#   3. Debian's chromium and chromium-driver for the browser tests of `almanet ui` (tests/ui),
+#      apt-get installed when missing and we are root (otherwise those tests skip, saying why).
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -130,7 +132,31 @@ setup_venv() {
     say ".venv ready"
 }
 
+# ---------------------------------------------------------------- browser (tests/ui)
+
+setup_browser() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        say "chromium and chromedriver found ($(command -v chromium), $(command -v chromedriver))"
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "warning: chromium/chromedriver missing and cannot apt-get them (not root, or no apt-get);"
+        say "  the browser tests in tests/ui will skip: apt-get install chromium chromium-driver"
+        return
+    fi
+    say "installing chromium and chromium-driver (apt-get) for the browser tests ..."
+    local log="$ROOT/.tools/apt-chromium.log"
+    mkdir -p "$ROOT/.tools"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            chromium chromium-driver; } > "$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "apt-get install chromium chromium-driver failed; full output in $log"
+    fi
+    say "browser ready: $(chromium --version 2>/dev/null | head -n1)"
+}
+
 setup_tools
 setup_venv
+setup_browser
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
 "$ROOT/scripts/setup-interop.sh"

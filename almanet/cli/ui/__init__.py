@@ -1,0 +1,119 @@
+"""``almanet ui``: a local web page with the live catalog of the bus, "try it" forms and live topics.
+
+Only typer and the shared CLI helpers at import time: aiohttp (the ``ui`` extra) and the server
+are imported when the command runs, so no other command pays for them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, run, stderr_console
+
+INSTALL = "pip install 'almanet[ui]'"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "ui",
+        short_help="Serve a web page: live services, procedures and topics; try procedures.",
+        help=(
+            "Serve a local web page with the live services and their instances, each procedure's description,"
+            " JSON schemas and queue health on every nsqd, RPC topics nobody serves, a 'try it' form per"
+            " procedure, and publish/watch for topics. Prints the page's address with a per-run token; requests"
+            " without it are refused. Binds to loopback unless --host says otherwise. Needs the ui extra"
+            " (pip install 'almanet\\[ui]'). Exit codes: 0 stopped by Ctrl-C/SIGTERM, 2 bad input or missing extra,"
+            " 4 broker unavailable."
+        ),
+    )(ui)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def page_url(host: str, port: int, token: str) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}/?token={token}"
+
+
+async def _serve(settings: Any, host: str, port: int, read_only: bool, refresh: float) -> None:
+    """Serve until SIGINT/SIGTERM; the session and every live view close on the way out."""
+    import asyncio
+    import secrets
+    import signal
+    import sys
+
+    from aiohttp import web
+
+    from .._common import open_session
+    from .server import UiState, make_app
+
+    token = secrets.token_urlsafe(24)
+    session = await open_session(settings)
+    async with session:
+        state = UiState(session, settings, token, read_only=read_only, refresh=refresh)
+        runner = web.AppRunner(make_app(state), handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port", Exit.BAD_INPUT)
+            bound = runner.addresses[0][1]
+            sys.stdout.write(page_url(host, bound, token) + "\n")
+            sys.stdout.flush()
+            mode = " (read-only)" if read_only else ""
+            where = ", ".join(settings.nsqd) or "the nsqd of nsqlookupd " + ", ".join(settings.lookupd_http)
+            stderr_console().print(f"almanet ui{mode} for nsqd {where}: open the address above; Ctrl-C stops it")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            try:
+                await stop.wait()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        finally:
+            await runner.cleanup()
+
+
+def ui(
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port (0: any free one).", min=0, max=65535)] = 8765,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; anything but loopback is warned about.")
+    ] = "127.0.0.1",
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="No 'try it' and no publishing: the page only looks.")
+    ] = False,
+    refresh: Annotated[
+        float, typer.Option("--refresh", help="Seconds between the page's catalog refreshes.", min=0.5, max=300)
+    ] = 3.0,
+    config: ConfigOption = None,
+    nsqd: NsqdOption = None,
+) -> None:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        fail(f"almanet ui needs the ui extra (its web server, aiohttp): {INSTALL}", Exit.BAD_INPUT)
+    settings = load(config, nsqd)
+    if not is_loopback(host):
+        from rich.markup import escape
+
+        stderr_console().print(
+            f"[bold yellow]warning:[/bold yellow] listening on {escape(host)}, not loopback: whoever reaches it"
+            " with the printed token can call procedures and publish (--read-only turns that off); plain HTTP, no TLS",
+            soft_wrap=True,
+        )
+    with exit_on_errors():
+        run(_serve(settings, host, port, read_only, refresh))

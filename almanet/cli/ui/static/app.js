@@ -1,0 +1,462 @@
+// almanet ui: the live catalog of the bus. Plain DOM, no framework, no build step.
+// Every request carries the per-run token that `almanet ui` printed in the page's address.
+"use strict";
+
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const state = { settings: null, cards: new Map(), timer: null };
+
+// ------------------------------------------------------------------ small helpers
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function pretty(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+async function api(path, body) {
+  const init = { headers: { "X-Almanet-Token": TOKEN } };
+  if (body !== undefined) {
+    init.method = "POST";
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = { error: `${response.status} ${response.statusText}` };
+  }
+  if (!response.ok) throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+function uptime(seconds) {
+  if (seconds === null || seconds === undefined) return "?";
+  let s = Math.floor(seconds);
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const h = Math.floor(s / 3600); s -= h * 3600;
+  const m = Math.floor(s / 60); s -= m * 60;
+  if (d) return `${d}d${String(h).padStart(2, "0")}h`;
+  if (h) return `${h}h${String(m).padStart(2, "0")}m`;
+  if (m) return `${m}m${String(s).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+function setStatus(text, bad = false) {
+  const status = document.getElementById("status");
+  status.textContent = text;
+  status.classList.toggle("bad", bad);
+}
+
+// ------------------------------------------------------------------ forms from JSON schemas
+
+function resolve(schema, root) {
+  let seen = 0;
+  while (schema && schema.$ref && seen++ < 32) {
+    const path = schema.$ref.replace(/^#\//, "").split("/");
+    let target = root;
+    for (const part of path) target = target ? target[part] : undefined;
+    schema = target ? { ...target, ...withoutRef(schema) } : {};
+  }
+  if (schema && Array.isArray(schema.allOf) && schema.allOf.length === 1) {
+    return resolve({ ...schema.allOf[0], ...withoutKey(schema, "allOf") }, root);
+  }
+  return schema || {};
+}
+
+function withoutRef(schema) { return withoutKey(schema, "$ref"); }
+function withoutKey(schema, key) {
+  const copy = { ...schema };
+  delete copy[key];
+  return copy;
+}
+
+// anyOf [X, null] is an optional X; anything else with anyOf/oneOf is edited as JSON.
+function nullable(schema, root) {
+  const options = schema.anyOf || schema.oneOf;
+  if (!Array.isArray(options)) return null;
+  const other = options.filter((o) => resolve(o, root).type !== "null");
+  if (other.length === 1 && other.length < options.length) {
+    return { ...resolve(other[0], root), title: schema.title, description: schema.description, default: schema.default };
+  }
+  return null;
+}
+
+// A field: {node, read()} where read() returns the value, or undefined for "left empty".
+function field(schema, root, name, required) {
+  schema = resolve(schema, root);
+  const optional = nullable(schema, root);
+  if (optional) return field(optional, root, name, false);
+  const label = schema.title || name || "payload";
+  const hint = schema.description ? el("span", { class: "hint", text: schema.description }) : null;
+  const path = name || "payload";
+
+  if (Array.isArray(schema.enum)) {
+    const select = el("select", { name: path },
+      required ? null : el("option", { value: "", text: "—" }),
+      schema.enum.map((v, i) => el("option", { value: String(i), text: typeof v === "string" ? v : JSON.stringify(v) })));
+    if (schema.default !== undefined) select.value = String(schema.enum.findIndex((v) => v === schema.default));
+    return {
+      node: el("label", { class: "field" }, el("span", { class: "name", text: label }), select, hint),
+      read: () => (select.value === "" ? undefined : schema.enum[Number(select.value)]),
+    };
+  }
+  if (schema.const !== undefined) {
+    return { node: el("div", { class: "field muted", text: `${label} = ${JSON.stringify(schema.const)}` }), read: () => schema.const };
+  }
+  switch (schema.type) {
+    case "string": {
+      const input = el("input", { name: path, type: "text", placeholder: schema.format || "text" });
+      if (typeof schema.default === "string") input.value = schema.default;
+      return {
+        node: el("label", { class: "field" }, el("span", { class: "name", text: label }), input, hint),
+        read: () => (input.value === "" && !required ? undefined : input.value),
+      };
+    }
+    case "integer":
+    case "number": {
+      const input = el("input", { name: path, type: "number", step: schema.type === "integer" ? "1" : "any" });
+      if (typeof schema.default === "number") input.value = String(schema.default);
+      return {
+        node: el("label", { class: "field" }, el("span", { class: "name", text: label }), input, hint),
+        read: () => {
+          if (input.value === "") return required ? null : undefined;
+          return Number(input.value);
+        },
+      };
+    }
+    case "boolean": {
+      const input = el("input", { name: path, type: "checkbox" });
+      input.checked = schema.default === true;
+      return {
+        node: el("label", { class: "field inline" }, input, el("span", { class: "name", text: label }), hint),
+        read: () => input.checked,
+      };
+    }
+    case "null":
+      return { node: el("div", { class: "field muted", text: `${label}: null` }), read: () => null };
+    case "object":
+      if (schema.properties) return objectField(schema, root, name, label, hint);
+      break;
+    case "array":
+      if (schema.items && typeof schema.items === "object" && !Array.isArray(schema.items)) {
+        return arrayField(schema, root, name, label, hint);
+      }
+      break;
+  }
+  return jsonField(schema, label, hint, path, required);
+}
+
+function objectField(schema, root, name, label, hint) {
+  const required = new Set(schema.required || []);
+  const children = Object.entries(schema.properties).map(([key, sub]) => [
+    key,
+    field(sub, root, name ? `${name}.${key}` : key, required.has(key)),
+  ]);
+  const box = el("fieldset", { class: "object" }, el("legend", { text: label }), hint, children.map(([, f]) => f.node));
+  return {
+    node: box,
+    read: () => {
+      const value = {};
+      for (const [key, f] of children) {
+        const v = f.read();
+        if (v !== undefined) value[key] = v;
+      }
+      return value;
+    },
+  };
+}
+
+function arrayField(schema, root, name, label, hint) {
+  const items = [];
+  const list = el("div", { class: "items" });
+  const add = () => {
+    const item = field(schema.items, root, `${name || "payload"}[${items.length}]`, true);
+    const row = el("div", { class: "item" }, item.node);
+    const entry = { item, row };
+    row.append(el("button", {
+      type: "button", class: "small", title: "remove", text: "×",
+      onclick: () => { items.splice(items.indexOf(entry), 1); row.remove(); },
+    }));
+    items.push(entry);
+    list.append(row);
+  };
+  const box = el("fieldset", { class: "array" }, el("legend", { text: `${label} (list)` }), hint, list,
+    el("button", { type: "button", class: "small add", text: "+ add", onclick: add }));
+  return { node: box, read: () => items.map((e) => e.item.read()) };
+}
+
+function jsonField(schema, label, hint, path, required) {
+  const area = el("textarea", { name: path, rows: "2", spellcheck: "false", placeholder: "JSON" });
+  if (schema.default !== undefined) area.value = JSON.stringify(schema.default);
+  return {
+    node: el("label", { class: "field" }, el("span", { class: "name", text: `${label} (JSON)` }), area, hint),
+    read: () => {
+      if (area.value.trim() === "") return required ? null : undefined;
+      try {
+        return JSON.parse(area.value);
+      } catch (error) {
+        throw new Error(`${path} is not valid JSON: ${error.message}`);
+      }
+    },
+  };
+}
+
+// ------------------------------------------------------------------ "try it"
+
+function tryIt(procedure) {
+  const schema = procedure.payload_json_schema;
+  const usable = schema && typeof schema === "object" && Object.keys(schema).length > 0;
+  const form = usable ? field(schema, schema, "", true) : null;
+  const raw = el("textarea", { class: "raw", rows: "5", spellcheck: "false", hidden: !!form, text: "null" });
+  const toggle = el("input", { type: "checkbox", class: "raw-toggle", checked: !form, disabled: !form });
+  const outcome = el("div", { class: "outcome" });
+  const button = el("button", { type: "submit", text: "Call" });
+  toggle.addEventListener("change", () => {
+    if (toggle.checked) {
+      try { raw.value = pretty(form.read() ?? null); } catch (_) { /* keep what the user had */ }
+    }
+    raw.hidden = !toggle.checked;
+    if (form) form.node.hidden = toggle.checked;
+  });
+  const submit = async (event) => {
+    event.preventDefault();
+    let payload;
+    try {
+      payload = toggle.checked ? JSON.parse(raw.value || "null") : form.read();
+    } catch (error) {
+      showOutcome(outcome, "bad", "invalid input", error.message);
+      return;
+    }
+    if (payload === undefined) payload = null;
+    button.disabled = true;
+    showOutcome(outcome, "wait", "calling…", "");
+    try {
+      const result = await api("/api/call", { uri: procedure.uri, payload });
+      const took = `${result.elapsed_ms} ms`;
+      if (result.ok) showOutcome(outcome, "ok", `reply in ${took}`, pretty(result.payload));
+      else showOutcome(outcome, "bad", `${result.error.name} after ${took}`, result.error.args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join("\n"));
+    } catch (error) {
+      showOutcome(outcome, "bad", "request failed", error.message);
+    } finally {
+      button.disabled = false;
+    }
+  };
+  return el("form", { class: "try", novalidate: true, onsubmit: submit },
+    el("h4", { text: "Try it" }),
+    form ? form.node : el("p", { class: "muted small", text: "No payload schema: write the payload as JSON." }),
+    raw,
+    el("div", { class: "actions" }, button, el("label", { class: "inline small" }, toggle, " edit as JSON")),
+    outcome);
+}
+
+function showOutcome(box, kind, head, body) {
+  box.className = `outcome ${kind}`;
+  box.replaceChildren(el("div", { class: "head", text: head }), body ? el("pre", { text: body }) : "");
+}
+
+// ------------------------------------------------------------------ catalog
+
+function health(procedure) {
+  const cells = procedure.nsqd.map((n) =>
+    el("tr", { class: n.subscribers === 0 ? "bad" : n.depth > 0 ? "warn" : "" },
+      el("td", { text: n.nsqd }), el("td", { text: n.subscribers }), el("td", { text: n.depth }),
+      el("td", { text: n.in_flight }), el("td", { text: n.stale })));
+  return el("table", { class: "health" },
+    el("thead", {}, el("tr", {}, ["nsqd", "subscribers", "depth", "in flight", "stale"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, cells));
+}
+
+function card(procedure) {
+  const key = `${procedure.uri}/${procedure.channel}`;
+  const summary = el("div", { class: "summary" });
+  const stats = el("div", { class: "stats" });
+  const schemas = el("div", { class: "schemas" },
+    el("details", {}, el("summary", { text: "payload schema" }), el("pre", { class: "schema payload", text: pretty(procedure.payload_json_schema ?? {}) })),
+    el("details", {}, el("summary", { text: "result schema" }), el("pre", { class: "schema result", text: pretty(procedure.return_json_schema ?? {}) })));
+  const about = el("div", { class: "about" },
+    el("h3", {}, el("code", { text: procedure.uri }), el("span", { class: "channel", text: `channel ${procedure.channel}` })),
+    el("p", { class: "description", text: procedure.description || "(no description)" }),
+    el("div", { class: "tags" }, (procedure.tags || []).map((t) => el("span", { class: "tag", text: t }))),
+    summary, stats, schemas);
+  const node = el("article", { class: "procedure", "data-uri": procedure.uri, "data-channel": procedure.channel },
+    about, state.settings.read_only ? null : tryIt(procedure));
+  return { key, node, summary, stats, schemaText: JSON.stringify(procedure.payload_json_schema ?? null) };
+}
+
+function updateCard(entry, procedure) {
+  const problems = procedure.problems || [];
+  entry.summary.replaceChildren(
+    el("span", { class: "instances", text: `${procedure.instances.length} instance${procedure.instances.length === 1 ? "" : "s"}` }),
+    ` · ${procedure.subscribers} subscriber${procedure.subscribers === 1 ? "" : "s"} · depth ${procedure.depth} · in flight ${procedure.in_flight}`,
+    procedure.stale ? el("span", { class: "bad", text: ` · ${procedure.stale} stale` }) : "",
+    problems.length ? el("div", { class: "problems", text: problems.join("; ") }) : "");
+  entry.node.classList.toggle("unhealthy", procedure.nsqd.some((n) => n.subscribers === 0));
+  entry.stats.replaceChildren(health(procedure));
+}
+
+function renderProcedures(procedures) {
+  const container = document.getElementById("procedures");
+  const seen = new Set();
+  for (const procedure of procedures) {
+    const key = `${procedure.uri}/${procedure.channel}`;
+    seen.add(key);
+    let entry = state.cards.get(key);
+    // a service redeployed with another payload shape gets a new form; otherwise the form stays as typed
+    if (entry && entry.schemaText !== JSON.stringify(procedure.payload_json_schema ?? null)) {
+      entry.node.remove();
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = card(procedure);
+      state.cards.set(key, entry);
+    }
+    updateCard(entry, procedure);
+    container.append(entry.node); // keeps the server's order (by URI)
+  }
+  for (const [key, entry] of state.cards) {
+    if (!seen.has(key)) {
+      entry.node.remove();
+      state.cards.delete(key);
+    }
+  }
+  document.getElementById("procedure-count").textContent = procedures.length;
+  applyFilter();
+}
+
+function renderInstances(instances) {
+  const body = document.querySelector("#instances tbody");
+  body.replaceChildren(...instances.map((i) =>
+    el("tr", { "data-instance": i.instance },
+      el("td", { text: i.prepath || "-" }), el("td", {}, el("code", { title: i.instance, text: i.instance.slice(0, 8) })),
+      el("td", { text: i.host ?? "?" }), el("td", { text: i.pid ?? "?" }), el("td", { text: uptime(i.uptime) }),
+      el("td", { title: i.procedures.join("\n"), text: i.procedures.length }))));
+  document.getElementById("instance-count").textContent = instances.length;
+  document.getElementById("no-instances").hidden = instances.length > 0;
+}
+
+function renderUnserved(unserved) {
+  document.getElementById("unserved-section").hidden = unserved.length === 0;
+  document.querySelector("#unserved tbody").replaceChildren(...unserved.map((p) =>
+    el("tr", { "data-uri": p.uri },
+      el("td", {}, el("code", { text: p.uri })),
+      el("td", { text: p.nsqd.filter((n) => n.topic).map((n) => n.nsqd).join(", ") }),
+      el("td", { text: p.depth }))));
+}
+
+function applyFilter() {
+  const words = document.getElementById("filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  for (const entry of state.cards.values()) {
+    const text = entry.node.querySelector("h3").textContent + " " + entry.node.querySelector(".description").textContent
+      + " " + entry.node.querySelector(".tags").textContent;
+    entry.node.hidden = !words.every((w) => text.toLowerCase().includes(w));
+  }
+}
+
+async function refresh() {
+  try {
+    const report = await api("/api/catalog");
+    renderInstances(report.instances);
+    renderProcedures(report.procedures);
+    renderUnserved(report.unserved);
+    const errors = report.errors || [];
+    setStatus(errors.length ? `warning: ${errors.join("; ")}` : `updated ${new Date(report.read_at * 1000).toLocaleTimeString()}`, errors.length > 0);
+  } catch (error) {
+    setStatus(`cannot read the bus: ${error.message}`, true);
+  } finally {
+    state.timer = setTimeout(refresh, state.settings.refresh * 1000);
+  }
+}
+
+// ------------------------------------------------------------------ topics
+
+function publishForm() {
+  const form = document.getElementById("publish");
+  const outcome = form.querySelector(".outcome");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const topic = form.elements.topic.value.trim();
+    let message;
+    try {
+      message = JSON.parse(form.elements.message.value);
+    } catch (error) {
+      showOutcome(outcome, "bad", "the message is not valid JSON", error.message);
+      return;
+    }
+    try {
+      await api("/api/produce", { topic, message });
+      showOutcome(outcome, "ok", `published to ${topic}`, "");
+    } catch (error) {
+      showOutcome(outcome, "bad", "not published", error.message);
+    }
+  });
+}
+
+function watchForm() {
+  const form = document.getElementById("watch");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const topic = form.elements.topic.value.trim();
+    if (topic) watchTopic(topic);
+  });
+}
+
+function watchTopic(topic) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}/api/watch?topic=${encodeURIComponent(topic)}&token=${encodeURIComponent(TOKEN)}`;
+  const socket = new WebSocket(url);
+  const list = el("ol", { class: "messages", reversed: true });
+  const info = el("span", { class: "muted small", text: "connecting…" });
+  const panel = el("div", { class: "watch", "data-topic": topic },
+    el("div", { class: "watch-head" }, el("strong", { text: topic }), " ", info,
+      el("button", { type: "button", class: "small", text: "stop", onclick: () => { socket.close(); panel.remove(); } })),
+    list);
+  document.getElementById("watches").prepend(panel);
+  socket.addEventListener("message", (event) => {
+    const data = JSON.parse(event.data);
+    if (data.event === "watching") info.textContent = `on ${data.channel}`;
+    else if (data.event === "error") info.textContent = `error: ${data.error}`;
+    else if (data.event === "message") {
+      const m = data.message;
+      const when = new Date(m.timestamp / 1e6).toLocaleTimeString();
+      list.prepend(el("li", { class: "message" }, el("span", { class: "muted small", text: `${when} · ${m.id}` }),
+        el("pre", { text: "body" in m ? JSON.stringify(m.body) : m.raw })));
+      while (list.children.length > 200) list.lastChild.remove();
+    }
+  });
+  socket.addEventListener("close", () => { if (info.textContent.startsWith("on ")) info.textContent += " (closed)"; });
+}
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  try {
+    state.settings = await api("/api/settings");
+  } catch (error) {
+    setStatus(`cannot reach almanet ui: ${error.message}`, true);
+    return;
+  }
+  document.getElementById("where").textContent = state.settings.nsqd.length ? `nsqd ${state.settings.nsqd.join(", ")}` : "";
+  document.getElementById("mode").hidden = !state.settings.read_only;
+  if (state.settings.read_only) document.querySelectorAll(".writes").forEach((n) => n.remove());
+  document.getElementById("filter").addEventListener("input", applyFilter);
+  if (!state.settings.read_only) publishForm();
+  watchForm();
+  refresh();
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,52 @@
+"""The service the `almanet ui` tests serve: a payload with every kind of field the form builds."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, Field
+
+import almanet
+
+shop = almanet.new_service(prepath="uitest")
+
+
+class Size(str, enum.Enum):
+    small = "small"
+    large = "large"
+
+
+class Address(BaseModel):
+    city: str
+    floor: int | None = None
+
+
+class Order(BaseModel):
+    """An order for the shop."""
+
+    item: str = Field(description="what to buy")
+    quantity: int = Field(ge=1, le=100)
+    price: float
+    gift: bool = False
+    size: Size
+    address: Address
+    notes: list[str] = []
+
+
+class out_of_stock(almanet.rpc_error):
+    """The item is not in stock."""
+
+
+@shop.procedure(tags=("orders", "demo"))
+async def order(payload: Order) -> dict[str, object]:
+    """Place an order; the item "unicorn" is out of stock."""
+    if payload.item == "unicorn":
+        raise out_of_stock(payload.item, payload.quantity)
+    total = round(payload.quantity * payload.price, 2)
+    return {"item": payload.item, "total": total, "gift": payload.gift, "city": payload.address.city}
+
+
+@shop.procedure
+async def ping(payload: None = None) -> str:
+    """Answer "pong": the tests wait on it for the service to be up."""
+    return "pong"
