@@ -8,9 +8,6 @@ from pydantic import BaseModel, Field
 
 import almanet
 
-shop = almanet.new_service(prepath="uitest")
-
-
 class Size(str, enum.Enum):
     small = "small"
     large = "large"
@@ -37,16 +34,24 @@ class out_of_stock(almanet.rpc_error):
     """The item is not in stock."""
 
 
-@shop.procedure(tags=("orders", "demo"))
-async def order(payload: Order) -> dict[str, object]:
-    """Place an order; the item "unicorn" is out of stock."""
-    if payload.item == "unicorn":
-        raise out_of_stock(payload.item, payload.quantity)
-    total = round(payload.quantity * payload.price, 2)
-    return {"item": payload.item, "total": total, "gift": payload.gift, "city": payload.address.city}
+def new_shop(prepath: str, *addresses: str) -> almanet.Service:
+    """A shop service under ``prepath``: ``order`` (every kind of field) and ``ping``."""
+    shop = almanet.new_service(*addresses, prepath=prepath)
+
+    @shop.procedure(tags=("orders", "demo"))
+    async def order(payload: Order) -> dict[str, object]:
+        """Place an order; the item "unicorn" is out of stock."""
+        if payload.item == "unicorn":
+            raise out_of_stock(payload.item, payload.quantity)
+        total = round(payload.quantity * payload.price, 2)
+        return {"item": payload.item, "total": total, "gift": payload.gift, "city": payload.address.city}
+
+    @shop.procedure
+    async def ping(payload: None = None) -> str:
+        """Answer "pong": the tests wait on it for the service to be up."""
+        return "pong"
+
+    return shop
 
 
-@shop.procedure
-async def ping(payload: None = None) -> str:
-    """Answer "pong": the tests wait on it for the service to be up."""
-    return "pong"
+shop = new_shop("uitest")

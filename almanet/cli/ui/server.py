@@ -156,8 +156,10 @@ async def call(request: web.Request) -> web.Response:
     if state.read_only:
         return _error(403, "this almanet ui is read-only (started with --read-only): calls are off")
     body = await _json_body(request)
+    if not isinstance(body.get("uri"), str):
+        return _error(400, 'give the procedure to call as "uri" (a string like net.example.greeting)')
     try:
-        uri = check_uri(body.get("uri"))  # type: ignore[arg-type]
+        uri = check_uri(body["uri"])
         timeout = _timeout(body, state.settings.call_timeout)
     except (ValueError, TypeError) as exc:
         return _error(400, str(exc))

@@ -1,0 +1,114 @@
+"""``almanet ui`` as a process: its address, its warnings, its exits; and without the ui extra."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.cli.conftest import almanet, clean_env, nsq_env, start, stop
+from tests.support.nsqproc import NsqdProcess, free_port
+
+URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})$")
+
+NO_EXTRA = """
+import sys
+sys.modules["aiohttp"] = None  # what an environment without the ui extra looks like to an import
+sys.argv = ["almanet", "ui", "--nsqd", sys.argv[1]]
+import almanet.cli
+almanet.cli.main()
+"""
+
+
+def read_url(proc: subprocess.Popen[bytes]) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()  # the first line is the page's address
+    if not line:
+        raise AssertionError(f"almanet ui printed no address: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return line
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_prints_a_tokened_loopback_address_and_stops_cleanly(nsqd: NsqdProcess, tmp_path: Path) -> None:
+    proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    try:
+        url = read_url(proc)
+        match = URL.match(url)
+        assert match, url
+        port, token = int(match[1]), match[2]
+        assert status_of(url) == 200
+        assert status_of(f"http://127.0.0.1:{port}/") == 403
+        assert status_of(f"http://127.0.0.1:{port}/?token={token[:-1]}") == 403
+    finally:
+        code, _, err = stop(proc, signal.SIGINT)
+    assert code == 0, err
+    assert "warning" not in err
+    # a second run has another token
+    again = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    try:
+        other = read_url(again)
+    finally:
+        stop(again, signal.SIGTERM)
+    assert URL.match(other) and URL.match(other)[2] != token  # type: ignore[index]
+
+
+def test_another_host_is_warned_about(tmp_path: Path) -> None:
+    # nothing listens on that nsqd port: the command warns, then fails to join before it binds anything
+    closed = f"127.0.0.1:{free_port()}"
+    done = almanet("ui", "--host", "0.0.0.0", "--nsqd", closed, env=clean_env(tmp_path), cwd=tmp_path)
+    err = done.stderr.decode()
+    assert "warning: listening on 0.0.0.0, not loopback" in err
+    assert "--read-only" in err
+    assert done.returncode == 4, err
+
+
+def test_a_busy_port_exits_2_naming_it(nsqd: NsqdProcess, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = almanet("ui", "--port", str(port), env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_without_the_ui_extra_it_names_the_install_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", NO_EXTRA, f"127.0.0.1:{free_port()}"],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'almanet[ui]'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_read_only_page_has_no_writes(nsqd: NsqdProcess, tmp_path: Path) -> None:
+    proc = start("ui", "--port", "0", "--read-only", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    try:
+        url = read_url(proc)
+        base, token = url.split("/?token=")
+        request = urllib.request.Request(f"{base}/api/settings", headers={"X-Almanet-Token": token})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read())["read_only"] is True
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert "(read-only)" in err
