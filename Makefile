@@ -4,7 +4,7 @@
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint demo bench clean
+.PHONY: help setup test lint demo bench clean ui-screenshot
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint    ruff check"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
 	@echo "make bench   run the benchmark (bench/run.py)"
+	@echo "make ui-screenshot  run the browser tests of almanet ui, writing docs/almanet-ui.png"
 	@echo "make clean   remove .venv, .tools and caches (next setup rebuilds them)"
 
 setup:
@@ -28,6 +29,9 @@ demo: setup
 
 bench: setup
 	$(VENV_PY) bench/run.py
+
+ui-screenshot: setup
+	ALMANET_UI_SCREENSHOT=$(CURDIR)/docs/almanet-ui.png $(VENV_PY) -m pytest -q tests/ui/test_browser.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache build dist

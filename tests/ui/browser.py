@@ -39,7 +39,9 @@ def require_browser() -> tuple[str, str]:
     """The browser and driver; in CI their absence fails the run (setup.sh must install them)."""
     found = find_browser()
     if found is None:
-        message = "chromium and chromedriver not found: apt-get install chromium chromium-driver (make setup does it as root)"
+        message = (
+            "chromium and chromedriver not found: apt-get install chromium chromium-driver (make setup does it as root)"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

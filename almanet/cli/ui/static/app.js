@@ -328,8 +328,15 @@ function renderProcedures(procedures) {
     updateCard(entry, procedure);
     container.append(entry.node); // keeps the server's order (by URI)
   }
+  // One read without a procedure (a late discovery reply) must not wipe a form being typed:
+  // the card stays, marked, and goes after three reads in a row without it.
   for (const [key, entry] of state.cards) {
-    if (!seen.has(key)) {
+    entry.missing = seen.has(key) ? 0 : (entry.missing || 0) + 1;
+    entry.node.classList.toggle("gone", entry.missing > 0);
+    if (entry.missing === 1) {
+      entry.summary.replaceChildren(el("span", { class: "bad", text: "no live instance answered the last discovery" }));
+    }
+    if (entry.missing >= 3) {
       entry.node.remove();
       state.cards.delete(key);
     }
