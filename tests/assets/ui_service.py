@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 import almanet
 
-class Size(str, enum.Enum):
+
+class Size(enum.StrEnum):
     small = "small"
     large = "large"
 

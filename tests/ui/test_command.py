@@ -71,8 +71,12 @@ def test_another_host_is_warned_about(tmp_path: Path) -> None:
     done = almanet("ui", "--host", "0.0.0.0", "--nsqd", closed, env=clean_env(tmp_path), cwd=tmp_path)
     err = done.stderr.decode()
     assert "warning: listening on 0.0.0.0, not loopback" in err
-    assert "--read-only" in err
+    assert "can call procedures and publish (--read-only stops that)" in err
     assert done.returncode == 4, err
+    done = almanet("ui", "--host", "::", "--read-only", "--nsqd", closed, env=clean_env(tmp_path), cwd=tmp_path)
+    assert "warning: listening on ::, not loopback: whoever reaches it with the printed token can see" in (
+        done.stderr.decode()
+    )
 
 
 def test_a_busy_port_exits_2_naming_it(nsqd: NsqdProcess, tmp_path: Path) -> None:

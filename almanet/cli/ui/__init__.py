@@ -74,7 +74,11 @@ async def _serve(settings: Any, host: str, port: int, read_only: bool, refresh: 
             sys.stdout.flush()
             mode = " (read-only)" if read_only else ""
             where = ", ".join(settings.nsqd) or "the nsqd of nsqlookupd " + ", ".join(settings.lookupd_http)
-            stderr_console().print(f"almanet ui{mode} for nsqd {where}: open the address above; Ctrl-C stops it")
+            stderr_console().print(
+                f"almanet ui{mode} for nsqd {where}: open the address above; Ctrl-C stops it",
+                soft_wrap=True,
+                markup=False,
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -110,9 +114,12 @@ def ui(
     if not is_loopback(host):
         from rich.markup import escape
 
+        can = (
+            "see the catalog and watch topics" if read_only else "call procedures and publish (--read-only stops that)"
+        )
         stderr_console().print(
             f"[bold yellow]warning:[/bold yellow] listening on {escape(host)}, not loopback: whoever reaches it"
-            " with the printed token can call procedures and publish (--read-only turns that off); plain HTTP, no TLS",
+            f" with the printed token can {can}; plain HTTP, no TLS",
             soft_wrap=True,
         )
     with exit_on_errors():
