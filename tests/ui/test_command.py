@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.cli.conftest import almanet, clean_env, nsq_env, start, stop
@@ -116,3 +117,35 @@ def test_read_only_page_has_no_writes(nsqd: NsqdProcess, tmp_path: Path) -> None
         code, _, err = stop(proc)
     assert code == 0, err
     assert "(read-only)" in err
+
+
+def test_stopping_closes_live_views_and_their_channels(
+    nsqd: NsqdProcess, tmp_path: Path, unique_name: Callable[..., str]
+) -> None:
+    import asyncio
+
+    import aiohttp
+
+    topic = unique_name("stopwatch")
+    proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    url = read_url(proc)
+    base, token = url.split("/?token=")
+
+    async def watch_until_stopped() -> tuple[str, int | None]:
+        async with aiohttp.ClientSession() as client:
+            ws = await client.ws_connect(f"{base}/api/watch?topic={topic}&token={token}")
+            hello = await ws.receive_json(timeout=5)
+            assert hello["channel"] in nsqd.topics()[topic]
+            proc.send_signal(signal.SIGINT)
+            closing = await ws.receive(timeout=10)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), closing
+            return hello["channel"], ws.close_code
+
+    try:
+        channel, close_code = asyncio.run(watch_until_stopped())
+        proc.wait(timeout=10)  # no second signal: that one would stop it at once (exit 130)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert close_code == 1001
+    assert channel not in nsqd.topics()[topic]  # gone by the time the command has exited

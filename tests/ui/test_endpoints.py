@@ -20,18 +20,24 @@ from almanet.cli.ui import is_loopback, page_url
 from almanet.cli.ui.server import TOKEN_HEADER, UiState, make_app
 from tests.assets.ui_service import new_shop
 from tests.integration._aio import joined, run, serving, wait_for_async
-from tests.support.nsqproc import REPO_ROOT, NsqdProcess
+from tests.support.nsqproc import REPO_ROOT, NsqdProcess, free_port
 
 TOKEN = "test-token-1234"
 AUTH = {TOKEN_HEADER: TOKEN}
 
 
 @contextlib.asynccontextmanager
-async def ui_client(nsqd: NsqdProcess, tmp_path: Path, *, read_only: bool = False) -> AsyncIterator[TestClient]:
+async def ui_client(
+    nsqd: NsqdProcess, tmp_path: Path, *, read_only: bool = False, more_http: tuple[str, ...] = ()
+) -> AsyncIterator[TestClient]:
     settings = load_settings(
         env={},
         cwd=tmp_path,
-        overrides={"nsq.nsqd": [nsqd.tcp_address], "nsq.nsqd_http": [nsqd.http_address], "timeouts.call": 2.0},
+        overrides={
+            "nsq.nsqd": [nsqd.tcp_address],
+            "nsq.nsqd_http": [nsqd.http_address, *more_http],
+            "timeouts.call": 2.0,
+        },
     )
     async with joined(nsqd.tcp_address) as session:
         state = UiState(session, settings, TOKEN, read_only=read_only)
@@ -109,6 +115,20 @@ def test_catalog_shows_instances_procedures_health_and_unserved_topics(
         assert not any(p["uri"] == unserved["uri"] for p in report["procedures"])
 
     run(scenario())
+
+
+def test_catalog_names_an_nsqd_it_cannot_read(nsqd: NsqdProcess, tmp_path: Path) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+
+    async def scenario() -> dict[str, Any]:
+        async with ui_client(nsqd, tmp_path, more_http=(closed,)) as client:
+            response = await client.get("/api/catalog", headers=AUTH)
+            assert response.status == 200
+            return await response.json()
+
+    report = run(scenario())
+    assert len(report["errors"]) == 1 and closed in report["errors"][0]
+    assert report["nsqd"] == [nsqd.http_address]
 
 
 # -- call --------------------------------------------------------------------------------------
