@@ -31,8 +31,8 @@ class Order(BaseModel):
     notes: list[str] = []
 
 
-class out_of_stock(almanet.rpc_error):
-    """The item is not in stock."""
+class sold_out(almanet.rpc_error):
+    """The item is sold out (a name of its own: callers find error classes by name)."""
 
 
 def new_shop(prepath: str, *addresses: str) -> almanet.Service:
@@ -41,9 +41,9 @@ def new_shop(prepath: str, *addresses: str) -> almanet.Service:
 
     @shop.procedure(tags=("orders", "demo"))
     async def order(payload: Order) -> dict[str, object]:
-        """Place an order; the item "unicorn" is out of stock."""
+        """Place an order; the item "unicorn" is sold out."""
         if payload.item == "unicorn":
-            raise out_of_stock(payload.item, payload.quantity)
+            raise sold_out(payload.item, payload.quantity)
         total = round(payload.quantity * payload.price, 2)
         return {"item": payload.item, "total": total, "gift": payload.gift, "city": payload.address.city}
 

@@ -178,7 +178,7 @@ def test_the_page_shows_the_procedure_its_schema_and_its_instance(
 ) -> None:
     card = open_page(browser, url)
     assert (
-        card.find_element(By.CSS_SELECTOR, ".description").text == 'Place an order; the item "unicorn" is out of stock.'
+        card.find_element(By.CSS_SELECTOR, ".description").text == 'Place an order; the item "unicorn" is sold out.'
     )
     assert [t.text for t in card.find_elements(By.CSS_SELECTOR, ".tag")] == ["orders", "demo"]
     card.find_element(By.CSS_SELECTOR, ".schemas summary").click()
@@ -207,7 +207,7 @@ def test_try_it_shows_the_reply_the_validation_error_and_the_remote_error(browse
 
     fill_order(card, "unicorn", "2")
     kind, head, body = call_and_read(browser, card)
-    assert kind == "bad" and head.startswith("out_of_stock after "), head
+    assert kind == "bad" and head.startswith("sold_out after "), head
     assert body.splitlines() == ["unicorn", "2"]
 
 

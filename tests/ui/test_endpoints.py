@@ -79,6 +79,12 @@ def test_writes_from_another_origin_are_refused(nsqd: NsqdProcess, tmp_path: Pat
         async with ui_client(nsqd, tmp_path) as client:
             status, body = await post(client, "/api/produce", {"topic": "t", "message": 1}, Origin="http://evil.test")
             assert status == 403 and "evil.test" in body["error"]
+            response = await client.get(f"/api/watch?topic=t&token={TOKEN}", headers={"Origin": "http://evil.test"})
+            assert response.status == 403
+            status, body = await post(
+                client, "/api/produce", {"topic": "t", "message": 1}, Origin=str(client.make_url("")).rstrip("/")
+            )
+            assert status == 200, body
 
     run(scenario())
 
@@ -103,7 +109,7 @@ def test_catalog_shows_instances_procedures_health_and_unserved_topics(
         assert len(mine) == 1
         assert mine[0]["pid"] > 0 and mine[0]["host"] and mine[0]["uptime"] >= 0
         order = next(p for p in report["procedures"] if p["uri"] == f"{prepath}.order")
-        assert order["description"] == 'Place an order; the item "unicorn" is out of stock.'
+        assert order["description"] == 'Place an order; the item "unicorn" is sold out.'
         assert order["tags"] == ["orders", "demo"]
         assert set(order["payload_json_schema"]["properties"]) >= {"item", "quantity", "size", "address", "notes"}
         assert order["return_json_schema"]["type"] == "object"
@@ -151,7 +157,7 @@ def test_call_returns_the_reply_the_remote_error_or_the_validation_error(
                 client, "/api/call", {"uri": f"{prepath}.order", "payload": {**VALID, "item": "unicorn"}}
             )
             assert status == 200 and body["ok"] is False
-            assert body["error"] == {"name": "out_of_stock", "args": ["unicorn", 3]}
+            assert body["error"] == {"name": "sold_out", "args": ["unicorn", 3]}
             status, body = await post(
                 client, "/api/call", {"uri": f"{prepath}.order", "payload": {**VALID, "quantity": 0}}
             )

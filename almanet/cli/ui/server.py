@@ -2,9 +2,9 @@
 
 Every request but the static assets carries the per-run token (``?token=`` or the
 ``X-Almanet-Token`` header); a page of another site cannot know it, so it can neither read the
-catalog nor call anything. Writes (call, produce) also refuse a foreign ``Origin`` and are gone
-with ``--read-only``. Live views are websockets, each on its own ephemeral channel, closed with
-the socket: nsqd deletes the channel when its last reader leaves.
+catalog nor call anything. API requests that name a foreign ``Origin`` are refused as well, and
+writes (call, produce) are gone with ``--read-only``. Live views are websockets, each on its own
+ephemeral channel, closed with the socket: nsqd deletes the channel when its last reader leaves.
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ TOKEN_HEADER = "X-Almanet-Token"
 MAX_BODY = 1024 * 1024  # nsqd's default --max-msg-size
 MAX_WATCHES = 16
 MAX_CALL_TIMEOUT = 300.0
-_ASSETS = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+_ASSETS = {
+    "app.js": "text/javascript",
+    "form.js": "text/javascript",
+    "style.css": "text/css",
+    "index.html": "text/html",
+}
 # The page loads nothing from elsewhere and may not be framed (clickjacking "try it").
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
@@ -88,7 +93,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/api/"):
             return _error(403, message)
         return web.Response(status=403, text=message + "\n", content_type="text/plain")
-    if request.method != "GET" and not _same_origin(request):
+    if request.path.startswith("/api/") and not _same_origin(request):  # websockets and writes say where from
         return _error(403, f"requests from {request.headers.get('Origin')} are refused")
     return await handler(request)
 
@@ -189,7 +194,7 @@ async def produce(request: web.Request) -> web.Response:
     if "message" not in body:
         return _error(400, 'give the message to publish as "message"')
     try:
-        topic = check_name(body.get("topic"), "topic")  # type: ignore[arg-type]
+        topic = check_name(body.get("topic"), "topic")
         await state.session.produce(topic, body["message"])
     except (ValueError, TypeError) as exc:  # invalid_argument is a ValueError
         return _error(400, str(exc))
@@ -205,8 +210,6 @@ async def watch(request: web.Request) -> web.StreamResponse:
         topic = check_name(request.query.get("topic", ""), "topic")
     except ValueError as exc:
         return _error(400, str(exc))
-    if topic.endswith("#ephemeral") or not _same_origin(request):
-        return _error(400 if _same_origin(request) else 403, "watch a durable topic, from this page")
     if len(state.watches) >= MAX_WATCHES:
         return _error(429, f"at most {MAX_WATCHES} live views at once: close one")
     ws = web.WebSocketResponse(heartbeat=15.0)
