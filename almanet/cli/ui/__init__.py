@@ -111,6 +111,7 @@ def ui(
     except ImportError:
         fail(f"almanet ui needs the ui extra (its web server, aiohttp): {INSTALL}", Exit.BAD_INPUT)
     settings = load(config, nsqd)
+    host = host.strip("[]")  # "[::1]" as in a URL: the socket wants ::1
     if not is_loopback(host):
         from rich.markup import escape
 
