@@ -45,7 +45,14 @@ def new_shop(prepath: str, *addresses: str) -> almanet.Service:
         if payload.item == "unicorn":
             raise sold_out(payload.item, payload.quantity)
         total = round(payload.quantity * payload.price, 2)
-        return {"item": payload.item, "total": total, "gift": payload.gift, "city": payload.address.city}
+        return {
+            "item": payload.item,
+            "total": total,
+            "gift": payload.gift,
+            "size": payload.size,
+            "city": payload.address.city,
+            "notes": payload.notes,
+        }
 
     @shop.procedure
     async def ping(payload: None = None) -> str:

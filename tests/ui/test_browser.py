@@ -198,7 +198,15 @@ def test_try_it_shows_the_reply_the_validation_error_and_the_remote_error(browse
     fill_order(card, "tea", "4")
     kind, head, body = call_and_read(browser, card)
     assert kind == "ok" and head.startswith("reply in ") and head.endswith(" ms"), head
-    assert json.loads(body) == {"item": "tea", "total": 10.0, "gift": True, "city": "Kazan"}
+    # every kind of field arrived: string, integer, number, boolean, enum, nested object, list
+    assert json.loads(body) == {
+        "item": "tea",
+        "total": 10.0,
+        "gift": True,
+        "size": "large",
+        "city": "Kazan",
+        "notes": ["ring twice"],
+    }
 
     fill_order(card, "tea", "0")
     kind, head, body = call_and_read(browser, card)

@@ -151,7 +151,14 @@ def test_call_returns_the_reply_the_remote_error_or_the_validation_error(
         async with serving(new_shop(prepath, nsqd.tcp_address)), ui_client(nsqd, tmp_path) as client:
             status, body = await post(client, "/api/call", {"uri": f"{prepath}.order", "payload": VALID})
             assert status == 200 and body["ok"] is True
-            assert body["payload"] == {"item": "tea", "total": 4.5, "gift": False, "city": "Kazan"}
+            assert body["payload"] == {
+                "item": "tea",
+                "total": 4.5,
+                "gift": False,
+                "size": "small",
+                "city": "Kazan",
+                "notes": [],
+            }
             assert body["elapsed_ms"] > 0
             status, body = await post(
                 client, "/api/call", {"uri": f"{prepath}.order", "payload": {**VALID, "item": "unicorn"}}

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from almanet._errors import broker_error, invalid_argument, rpc_error
+from almanet import broker_error, invalid_argument, rpc_error
 from almanet._nsq.names import check_name
 from almanet._wire import check_uri
 
