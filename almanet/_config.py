@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from almanet._errors import config_error
+from almanet._nsq.address import Address, split_address
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -142,51 +143,8 @@ _GETTERS: dict[str, Callable[[Settings], Any]] = {
 
 # --------------------------------------------------------------------------- addresses
 
-_HOST_RE = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def split_address(text: str) -> tuple[str, int]:
-    """``"host:port"`` -> ``(host, port)``; IPv6 goes in brackets (``[::1]:4150``).
-
-    Raises ValueError with a message that shows the expected form, so callers can add
-    their own context (a key, a file) and pass it on.
-    """
-    text = text.strip()
-    if not text:
-        raise ValueError("empty address; write host:port, e.g. localhost:4150")
-    if "://" in text:
-        bare = text.split("://", 1)[1].rstrip("/")
-        raise ValueError(f"{text!r} has a scheme; write host:port without it, e.g. {bare}")
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"{text!r} is not [ipv6]:port, e.g. [::1]:4150")
-        try:
-            import ipaddress  # rare (IPv6 literals): not worth its import at start-up
-
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
-    else:
-        if text.count(":") > 1:
-            raise ValueError(f"{text!r}: put an IPv6 address in brackets, e.g. [::1]:4150")
-        host, sep, port_text = text.partition(":")
-        if not sep:
-            raise ValueError(f"{text!r} has no port; write host:port, e.g. {text}:4150")
-        if not host:
-            raise ValueError(f"{text!r} has no host; write host:port, e.g. localhost{text}")
-        if not _HOST_RE.fullmatch(host):
-            raise ValueError(f"{text!r}: {host!r} is not a host name or IP address")
-    if not port_text.isascii() or not port_text.isdigit():
-        raise ValueError(f"{text!r}: port {port_text!r} is not a number")
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{text!r}: port {port} is outside 1..65535")
-    return host, port
-
-
 def _join_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(Address(host, port))
 
 
 # --------------------------------------------------------------------------- file lookup

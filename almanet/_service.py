@@ -169,7 +169,7 @@ class Service:
         try:
             for procedure in self.procedures.values():
                 running.consumers.append(
-                    await session._subscribe(
+                    await session.broker.subscribe(
                         _wire.rpc_topic(procedure.uri),
                         _wire.channel_name(procedure.channel),
                         lambda m, p=procedure: self._on_invocation(p, m),
@@ -202,7 +202,7 @@ class Service:
         session = running.session
         client_reply = self._client_info(running)
         running.consumers.append(
-            await session._subscribe(
+            await session.broker.subscribe(
                 _wire.rpc_topic(_wire.CLIENT_DISCOVERY_URI),
                 _wire.channel_name(session.id),
                 lambda m: self._answer(m, client_reply),
@@ -218,7 +218,7 @@ class Service:
                 continue
             description = procedure.describe(session.id)
             running.consumers.append(
-                await session._subscribe(
+                await session.broker.subscribe(
                     topic,
                     _wire.channel_name(procedure.channel),
                     lambda m, d=description: self._answer(m, d),
@@ -311,7 +311,7 @@ class Service:
             return
         # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
         # replies there, and a reply sent elsewhere would land in a topic nobody reads.
-        published = running.session._publish_nowait(invocation.reply_topic, body, prefer=message._connection.address)
+        published = running.session.broker.publish_nowait(invocation.reply_topic, body, prefer=message.address)
         waiting = running.replies.get(published)
         if waiting is None:
             waiting = running.replies[published] = []
@@ -350,7 +350,7 @@ class Service:
         # that would close the subscription with the invocation in flight, and nsqd would hand it
         # to another instance after msg_timeout, running it twice.
         if running.replies:
-            await asyncio.wait(set(running.replies), timeout=running.session._options.command_timeout)
+            await asyncio.wait(set(running.replies), timeout=running.session.broker.options.command_timeout)
         self._running = None
         await running.session.leave()
 

@@ -6,6 +6,7 @@
     ├── ProtocolError          the bytes from nsqd do not parse (the connection is unusable)
     ├── NSQConnectionError     connecting failed, or the connection was lost / closed
     │   └── NSQHandshakeError  nsqd is there but TLS or AUTH failed; the message names the fix
+    │       └── NSQSettingError    ... and ``setting`` names the option that fixes it
     ├── NSQErrorResponse       nsqd answered a command with an error frame (``code``, ``text``)
     ├── NSQHTTPError           (http.py) an nsqd/nsqlookupd HTTP request failed
     └── NSQLookupdError        (discovery.py) no nsqlookupd answered ``/nodes``
@@ -20,7 +21,9 @@ __all__ = [
     "NSQError",
     "NSQErrorResponse",
     "NSQHandshakeError",
+    "NSQSettingError",
     "ProtocolError",
+    "template_text",
 ]
 
 # nsqd closes the connection after these.
@@ -54,6 +57,39 @@ class NSQConnectionError(NSQError, ConnectionError):
 
 class NSQHandshakeError(NSQConnectionError):
     """nsqd answers, but the connection's TLS or AUTH failed: a setting to change, not an outage."""
+
+
+class NSQSettingError(NSQHandshakeError):
+    """A handshake failure that one of the client's options fixes; ``setting`` names it.
+
+    The message is a template: ``{tls}``, ``{ca_file}``, ``{cert_file}``, ``{key_file}``,
+    ``{verify}``, ``{auth_secret}`` stand for option names and ``{where}`` for where they are set,
+    so that a program configuring the client its own way words the fix in its own terms
+    (``render``). ``str()`` uses the client's own names (``TLSOptions.ca_file``).
+    """
+
+    NAMES = {
+        "tls": "ConnectionOptions.tls",
+        "ca_file": "TLSOptions.ca_file",
+        "cert_file": "TLSOptions.cert_file",
+        "key_file": "TLSOptions.key_file",
+        "verify": "TLSOptions.verify",
+        "auth_secret": "ConnectionOptions.auth_secret",
+    }
+
+    def __init__(self, template: str, *, setting: str) -> None:
+        self.template = template
+        self.setting = setting
+        super().__init__(self.render(self.NAMES))
+
+    def render(self, names: dict[str, str], where: str = "") -> str:
+        """The message with each option spelled as ``names`` says and ``where`` after the fix."""
+        return self.template.format_map({**self.NAMES, **names, "where": where})
+
+
+def template_text(text: object) -> str:
+    """``text`` made safe to put in an ``NSQSettingError`` template (its braces doubled)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 class NSQErrorResponse(NSQError):

@@ -14,6 +14,7 @@ import json
 import urllib.parse
 from typing import Any
 
+from .address import Address
 from .errors import NSQError
 
 __all__ = [
@@ -138,7 +139,7 @@ class LookupdHTTPClient:
 
 def producer_address(producer: dict[str, Any], kind: str = "http") -> str:
     """``broadcast_address:http_port`` (or ``tcp_port``) of a lookupd producer entry."""
-    host = producer.get("broadcast_address") or producer.get("hostname") or "localhost"
-    port = producer.get(f"{kind}_port")
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{port}"
+    address = Address.of_node(producer, kind)
+    if address is None:
+        raise NSQHTTPError(f"lookupd listed an nsqd without a usable {kind} address: {producer!r}", address="?")
+    return str(address)

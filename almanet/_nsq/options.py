@@ -5,23 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-__all__ = ["ConnectionOptions", "TLSOptions", "parse_address"]
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` → (host, port); ValueError names the fault."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text:
-        raise ValueError(f"address {address!r} is not of the form host:port (e.g. localhost:4150)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"address {address!r} has a port that is not a number") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"address {address!r} has port {port} outside 1..65535")
-    return host, port
+__all__ = ["ConnectionOptions", "TLSOptions"]
 
 
 @dataclass(frozen=True, slots=True)

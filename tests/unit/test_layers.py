@@ -19,9 +19,8 @@ ROOT = Path(__file__).resolve().parents[2] / "almanet"
 RANKS: dict[str, int] = {
     # L0 pure
     "almanet._nsq.codec": 0,
-    "almanet._nsq.frames": 0,
     "almanet._nsq.names": 0,
-    "almanet._nsq.flow": 0,
+    "almanet._nsq.address": 0,
     "almanet._nsq.backoff": 0,
     "almanet._nsq.options": 0,
     "almanet._nsq.errors": 0,
@@ -30,13 +29,17 @@ RANKS: dict[str, int] = {
     "almanet._config": 0,  # "beside": uses L0 only
     # L1 one socket
     "almanet._nsq.connection": 1,
+    "almanet._nsq.handshake": 1,
     "almanet._nsq.http": 1,
     # L2 topology
     "almanet._nsq.producer": 2,
     "almanet._nsq.consumer": 2,
     "almanet._nsq.discovery": 2,
     "almanet._nsq": 2,  # the package __init__
-    # L3 session
+    # L3 session: the Broker (connections) under the Caller (RPC) and Subscription, under the facade
+    "almanet._broker": 3,
+    "almanet._caller": 3,
+    "almanet._subscription": 3,
     "almanet._session": 3,
     "almanet._models": 3,
     "almanet._runner": 1,
@@ -51,6 +54,7 @@ CLI_RANK = 6
 PURE = {
     "almanet._nsq.codec",
     "almanet._nsq.names",
+    "almanet._nsq.address",
     "almanet._nsq.backoff",
     "almanet._nsq.options",
     "almanet._nsq.errors",
