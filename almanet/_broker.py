@@ -20,12 +20,14 @@ from ._errors import broker_error, invalid_argument, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._nsq.discovery import LookupdPoller, NSQLookupdError
 from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse, NSQHandshakeError, NSQSettingError
-from ._nsq.options import ConnectionOptions
+from ._nsq.options import DEFAULT_USER_AGENT, ConnectionOptions
 from ._nsq.producer import Producer
 
 __all__ = ["Broker", "setting_hint", "translate_nsq_error"]
 
 logger = logging.getLogger(__name__)
+
+USER_AGENT = "almanet-nsq/0.8"  # in IDENTIFY (docs/protocol.md), unless the options name another
 
 # The client's option names (NSQSettingError's placeholders) as almanet's settings spell them.
 _SETTING_NAMES = {
@@ -79,6 +81,8 @@ class Broker:
         lookupd_interval: float,
     ) -> None:
         self.addresses: tuple[str, ...] = tuple(addresses)
+        if options.user_agent == DEFAULT_USER_AGENT:
+            options = dataclasses.replace(options, user_agent=USER_AGENT)
         self.options = options
         self.max_message_size = max_message_size
         self.lookupd = tuple(lookupd)

@@ -1,4 +1,4 @@
-"""Errors of the NSQ client, independent of almanet.
+"""Errors of the NSQ client, independent of any application built on it.
 
 ::
 

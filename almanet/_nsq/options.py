@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-__all__ = ["ConnectionOptions", "TLSOptions"]
+__all__ = ["DEFAULT_USER_AGENT", "ConnectionOptions", "TLSOptions"]
+
+DEFAULT_USER_AGENT = "asyncio-nsq/0.8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ class ConnectionOptions:
 
     client_id: str = field(default_factory=lambda: socket.gethostname().split(".")[0])
     hostname: str = field(default_factory=socket.gethostname)
-    user_agent: str = "almanet-nsq/0.8"
+    user_agent: str = DEFAULT_USER_AGENT  # an application sets its own
     heartbeat_interval_ms: int = 30_000
     output_buffer_size: int | None = None
     output_buffer_timeout_ms: int | None = None
