@@ -8,7 +8,7 @@
     │   └── NSQHandshakeError  nsqd is there but TLS or AUTH failed; the message names the fix
     │       └── NSQSettingError    ... and ``setting`` names the option that fixes it
     ├── NSQErrorResponse       nsqd answered a command with an error frame (``code``, ``text``)
-    ├── NSQHTTPError           (http.py) an nsqd/nsqlookupd HTTP request failed
+    ├── NSQHTTPError           an nsqd/nsqlookupd HTTP request failed (raised by http.py)
     └── NSQLookupdError        (discovery.py) no nsqlookupd answered ``/nodes``
 """
 
@@ -20,6 +20,7 @@ __all__ = [
     "NSQConnectionError",
     "NSQError",
     "NSQErrorResponse",
+    "NSQHTTPError",
     "NSQHandshakeError",
     "NSQSettingError",
     "ProtocolError",
@@ -90,6 +91,18 @@ class NSQSettingError(NSQHandshakeError):
 def template_text(text: object) -> str:
     """``text`` made safe to put in an ``NSQSettingError`` template (its braces doubled)."""
     return str(text).replace("{", "{{").replace("}", "}}")
+
+
+class NSQHTTPError(NSQError):
+    """An nsqd or nsqlookupd HTTP request failed; ``address`` and ``status`` (when there was one) tell where.
+
+    Defined here, not in http.py, so that catching it costs no import of the HTTP client.
+    """
+
+    def __init__(self, message: str, *, address: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.status = status
 
 
 class NSQErrorResponse(NSQError):

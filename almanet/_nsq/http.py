@@ -15,7 +15,7 @@ import urllib.parse
 from typing import Any
 
 from .address import Address
-from .errors import NSQError
+from .errors import NSQHTTPError
 
 __all__ = [
     "DEFAULT_HTTP_TIMEOUT",
@@ -27,15 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_HTTP_TIMEOUT = 2.0
-
-
-class NSQHTTPError(NSQError):
-    """An nsqd or nsqlookupd HTTP request failed; ``address`` and ``status`` (when there was one) tell where."""
-
-    def __init__(self, message: str, *, address: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.address = address
-        self.status = status
 
 
 def _get_json_sync(address: str, path: str, timeout: float) -> Any:

@@ -257,7 +257,7 @@ def _own_private_names(tree: ast.AST) -> set[str]:
             names.add(node.attr)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
-        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets):
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__slots__" for t in node.targets):
             names.update(
                 e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant) and isinstance(e.value, str)
             )
