@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "almanet._wire": 0,
     "almanet._errors": 0,
     "almanet._config": 0,  # "beside": uses L0 only
+    "almanet._config_file": 0,
     # L1 one socket
     "almanet._nsq.connection": 1,
     "almanet._nsq.handshake": 1,
@@ -61,6 +62,7 @@ PURE = {
     "almanet._wire",
     "almanet._errors",
     "almanet._config",
+    "almanet._config_file",
     "almanet._validation",
 }
 IMPURE = {"asyncio", "socket", "ssl"}
