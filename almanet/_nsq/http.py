@@ -1,4 +1,4 @@
-"""Small asyncio-friendly clients for the HTTP APIs of nsqd (``/stats``) and nsqlookupd (``/lookup``, ``/nodes``).
+"""Small asyncio-friendly clients for the HTTP APIs of nsqd (``/stats``) and nsqlookupd (``/nodes``).
 
 The standard library's ``urllib.request`` runs in a worker thread (``asyncio.to_thread``) with a
 timeout, imported on first request: importing this module costs nothing (no gevent, no
@@ -112,17 +112,6 @@ class LookupdHTTPClient:
         """The nsqd registered with this lookupd (``/nodes`` producers)."""
         value = _expect_dict(await get_json(self.address, "/nodes", timeout=self.timeout), self.address, "/nodes")
         return list(value.get("producers") or [])
-
-    async def lookup(self, topic: str) -> dict[str, Any]:
-        """``/lookup?topic=``: its ``producers`` and ``channels``; an unknown topic gives empty lists."""
-        path = "/lookup?" + urllib.parse.urlencode({"topic": topic})
-        try:
-            value = _expect_dict(await get_json(self.address, path, timeout=self.timeout), self.address, path)
-        except NSQHTTPError as exc:
-            if exc.status == 404:
-                return {"channels": [], "producers": []}
-            raise
-        return {"channels": list(value.get("channels") or []), "producers": list(value.get("producers") or [])}
 
     def __repr__(self) -> str:
         return f"LookupdHTTPClient({self.address!r})"
