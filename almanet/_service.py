@@ -67,6 +67,8 @@ class _Running:
     # replies of a tick): their invocations are finished (FIN) when the OK comes
     replies: dict[asyncio.Future[None], list[tuple[Message, str]]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    # reply topics already checked (bench/caches.py: ~300 ns an invocation saved)
+    reply_topics: set[str] = field(default_factory=set)
     toucher: asyncio.TimerHandle | None = None
 
 
@@ -256,7 +258,7 @@ class Service:
             message.requeue()
             return
         try:
-            invocation = _wire.decode_invocation(message.body)
+            invocation = _wire.decode_invocation(message.body, running.reply_topics)
         except _wire.WireError as exc:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()

@@ -332,3 +332,14 @@ def test_internal_topics_are_told_from_procedures() -> None:
     assert is_internal_topic(reply_topic("abc"))
     assert is_internal_topic(rpc_topic("_api_schema_.client"))
     assert not is_internal_topic(rpc_topic("net.example.greeting"))
+
+
+def test_known_reply_topics_are_the_receivers_and_bad_ones_never_enter() -> None:
+    known: set[str] = set()
+    assert decode_invocation(json.dumps(_invocation()).encode(), known).reply_topic == REPLY_TOPIC
+    assert known == {REPLY_TOPIC}
+    bad = json.dumps(_invocation(reply_topic="no spaces allowed")).encode()
+    for receiver in (known, None):
+        with pytest.raises(WireError, match="reply topic"):
+            decode_invocation(bad, receiver)
+    assert known == {REPLY_TOPIC}
