@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +20,6 @@ from typing import Any, TypeVar
 from . import _wire
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
-from ._runner import run
 from ._session import Almanet
 from ._validation import Signature, inspect_procedure
 
@@ -372,63 +370,8 @@ class Service:
         """
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from ._serving import serve_until_signal
+
         code = serve_until_signal([self], addresses, **session_options)
         if code:
             raise SystemExit(code)
-
-
-async def serve_services(
-    services: list[Service],
-    addresses: tuple[str, ...] | None = None,
-    on_started: Callable[[], None] | None = None,
-    **session_options: Any,
-) -> int:
-    """Serve until SIGINT/SIGTERM, then drain; a second signal stops at once.
-
-    Returns 0 when every service drained, 130 when a second signal cut the drain short (the
-    invocations still in flight then go back to nsqd, to be delivered elsewhere).
-    """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    hard = asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            hard.set()
-            return
-        logger.info("stopping: finishing invocations in flight (signal again to stop at once)")
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    started: list[Service] = []
-    try:
-        for service in services:
-            await service.start(addresses, **session_options)
-            started.append(service)
-        if on_started is not None:
-            on_started()
-        await stop.wait()
-    except BaseException:
-        await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
-        raise
-    draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
-    interrupted = asyncio.ensure_future(hard.wait())
-    await asyncio.wait({draining, interrupted}, return_when=asyncio.FIRST_COMPLETED)
-    interrupted.cancel()
-    if not draining.done():
-        draining.cancel()
-        logger.warning("stopped at once: invocations in flight go back to nsqd")
-        return 130
-    logger.info("stopped")
-    return 0
-
-
-def serve_until_signal(
-    services: list[Service],
-    addresses: tuple[str, ...] | None = None,
-    on_started: Callable[[], None] | None = None,
-    **session_options: Any,
-) -> int:
-    """``serve_services`` in a new event loop (uvloop when installed); for ``serve()`` and the CLI."""
-    return run(serve_services(services, addresses, on_started, **session_options))
