@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["serve_services", "serve_until_signal"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("almanet._service")  # one logger for a service and its serving loop (README shows it)
 
 
 async def serve_services(
