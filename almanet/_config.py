@@ -36,6 +36,7 @@ __all__ = [
     "split_address",
 ]
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Key:
     """One setting: everything parsing, defaults, provenance and ``almanet config`` need to know.

@@ -131,9 +131,7 @@ class Connection(asyncio.Protocol):
         self._upgrading = True
         try:
             try:
-                transport = await self._loop.start_tls(
-                    self._transport, self, context, server_hostname=server_hostname
-                )
+                transport = await self._loop.start_tls(self._transport, self, context, server_hostname=server_hostname)
             finally:
                 self._upgrading = False
             if transport is None or self.closed:  # the peer closed it during the handshake

@@ -8,9 +8,7 @@ from almanet._nsq.errors import NSQHandshakeError, NSQSettingError, template_tex
 
 def _error() -> NSQSettingError:
     address = template_text("weird{host}:4150")
-    return NSQSettingError(
-        f"nsqd at {address} requires AUTH: set {{auth_secret}}{{where}}", setting="auth_secret"
-    )
+    return NSQSettingError(f"nsqd at {address} requires AUTH: set {{auth_secret}}{{where}}", setting="auth_secret")
 
 
 def test_the_client_words_the_fix_in_its_own_option_names() -> None:
