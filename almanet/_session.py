@@ -224,12 +224,11 @@ class Almanet:
         self._require_open()
         _check_name(topic)
         body = self._encode(payload, "the message")
-        doing = f"cannot produce to {topic!r}"
         if delay:
             _check_delay(delay)
-            await self._broker.publish_deferred(topic, delay, body, doing=doing)
+            await self._broker.publish_deferred(topic, delay, body)
         else:
-            await self._broker.publish(topic, body, doing=doing)
+            await self._broker.publish(topic, body)
 
     async def produce_many(
         self,
@@ -258,7 +257,7 @@ class Almanet:
         if not items:
             return 0
         bodies = (bytes(p) for p in items) if raw else map(orjson.dumps, items)
-        await self._broker.publish_many(topic, bodies, progress=progress, doing=f"cannot produce to {topic!r}")
+        await self._broker.publish_many(topic, bodies, progress=progress)
         return len(items)
 
     def consume(
