@@ -1,7 +1,8 @@
 """What the page shows: the live instances and procedures, joined with every nsqd's /stats.
 
 One function reads the bus, on the session the server keeps open; the numbers come from the same
-report as ``almanet services`` (``build_report``), the schemas from the discovery replies.
+report as ``almanet services`` (``build_report``), the descriptions and schemas from the decoded
+discovery replies (``_wire.Instance``).
 """
 
 from __future__ import annotations
@@ -14,22 +15,24 @@ from .._common import discover
 from ..services import build_report, nsqd_stats
 
 DISCOVERY_TIMEOUT = 1.0  # as `almanet services`: replies of local services come within milliseconds
-_DESCRIBED = ("description", "tags", "payload_json_schema", "return_json_schema")
+_SCHEMAS = ("payload_json_schema", "return_json_schema")
 
 
 async def read_catalog(session: Any, settings: Any, timeout: float = DISCOVERY_TIMEOUT) -> dict[str, Any]:
     """Instances, procedures (with description, tags, schemas, per-nsqd numbers) and unserved RPC topics."""
-    replies, (stats, errors) = await asyncio.gather(discover(session, timeout), nsqd_stats(settings))
-    report = build_report(replies, stats, errors)
-    described: dict[tuple[str, str], dict[str, Any]] = {}
-    for reply in replies:
-        for procedure in reply.get("procedures") or []:
-            if isinstance(procedure, dict) and isinstance(procedure.get("uri"), str):
-                described.setdefault((procedure["uri"], str(procedure.get("channel") or "RPC")), procedure)
+    instances, (stats, errors) = await asyncio.gather(discover(session, timeout), nsqd_stats(settings))
+    report = build_report(instances, stats, errors)
+    described: dict[tuple[str, str], Any] = {}
+    for instance in instances:  # _wire.Instance; a 0.7.0 service describes nothing: no schemas
+        for procedure in instance.procedures:
+            described.setdefault((procedure.uri, procedure.channel), procedure)
     served, unserved = [], []
     for entry in report["procedures"]:
-        procedure = described.get((entry["uri"], entry["channel"]), {})
-        entry.update({key: procedure.get(key) for key in _DESCRIBED})
+        procedure = described.get((entry["uri"], entry["channel"]))
+        document = procedure.document if procedure is not None else {}
+        entry["description"] = procedure.description if procedure is not None else None
+        entry["tags"] = list(procedure.tags) if procedure is not None else []
+        entry.update({key: document.get(key) for key in _SCHEMAS})
         for node in entry["nsqd"]:
             # invocations that wait on an nsqd where nobody reads them: they run late, or never
             node["stale"] = node["depth"] if node["subscribers"] == 0 else 0
