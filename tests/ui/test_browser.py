@@ -177,9 +177,7 @@ def test_the_page_shows_the_procedure_its_schema_and_its_instance(
     browser: Any, url: str, shop: subprocess.Popen[bytes], nsqd: NsqdProcess
 ) -> None:
     card = open_page(browser, url)
-    assert (
-        card.find_element(By.CSS_SELECTOR, ".description").text == 'Place an order; the item "unicorn" is sold out.'
-    )
+    assert card.find_element(By.CSS_SELECTOR, ".description").text == 'Place an order; the item "unicorn" is sold out.'
     assert [t.text for t in card.find_elements(By.CSS_SELECTOR, ".tag")] == ["orders", "demo"]
     card.find_element(By.CSS_SELECTOR, ".schemas summary").click()
     schema = json.loads(card.find_element(By.CSS_SELECTOR, "pre.schema.payload").text)

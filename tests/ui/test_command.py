@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.cli.conftest import almanet, clean_env, nsq_env, start, stop
-from tests.support.nsqproc import NsqdProcess, free_port
+from tests.support.nsqproc import NsqdProcess, free_port, wait_until
 
 URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})$")
 
@@ -149,3 +149,36 @@ def test_stopping_closes_live_views_and_their_channels(
     assert code == 0, err
     assert close_code == 1001
     assert channel not in nsqd.topics()[topic]  # gone by the time the command has exited
+
+
+def test_ctrl_c_does_not_wait_for_a_pending_call(nsqd: NsqdProcess, tmp_path: Path) -> None:
+    import threading
+
+    proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    base, token = read_url(proc).split("/?token=")
+    request = urllib.request.Request(
+        f"{base}/api/call",
+        data=json.dumps({"uri": "uitest.nobody.serves", "timeout": 120}).encode(),
+        headers={"X-Almanet-Token": token, "Content-Type": "application/json"},
+    )
+    def pending_call() -> None:
+        try:
+            urllib.request.urlopen(request, timeout=30).read()
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass  # the server goes away under it: that is the point
+
+    caller = threading.Thread(target=pending_call, daemon=True)
+    caller.start()
+    wait_until(lambda: _call_pending(nsqd), timeout=5, message="the call never reached nsqd")
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=8)  # cut after the 2 s shutdown grace, not after the call's 120 s
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    caller.join(10)
+
+
+def _call_pending(nsqd: NsqdProcess) -> bool:
+    topic = nsqd.topic_stats("_rpc_.uitest.nobody.serves")
+    return topic is not None and topic["depth"] + topic["message_count"] > 0

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, run, stderr_console
+from .._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, open_session, run, stderr_console
 
 INSTALL = "pip install 'almanet[ui]'"
 
@@ -55,14 +55,14 @@ async def _serve(settings: Any, host: str, port: int, read_only: bool, refresh: 
 
     from aiohttp import web
 
-    from .._common import open_session
     from .server import UiState, make_app
 
     token = secrets.token_urlsafe(24)
     session = await open_session(settings)
     async with session:
         state = UiState(session, settings, token, read_only=read_only, refresh=refresh)
-        runner = web.AppRunner(make_app(state), handle_signals=False, access_log=None)
+        # shutdown_timeout: calls still waiting for a reply when Ctrl-C comes are cut after 2 s
+        runner = web.AppRunner(make_app(state), handle_signals=False, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
             try:
@@ -73,9 +73,11 @@ async def _serve(settings: Any, host: str, port: int, read_only: bool, refresh: 
             sys.stdout.write(page_url(host, bound, token) + "\n")
             sys.stdout.flush()
             mode = " (read-only)" if read_only else ""
-            where = ", ".join(settings.nsqd) or "the nsqd of nsqlookupd " + ", ".join(settings.lookupd_http)
+            where = [f"nsqd {', '.join(settings.nsqd)}"] if settings.nsqd else []
+            if settings.lookupd_http:
+                where.append(f"the nsqd of nsqlookupd {', '.join(settings.lookupd_http)}")
             stderr_console().print(
-                f"almanet ui{mode} for nsqd {where}: open the address above; Ctrl-C stops it",
+                f"almanet ui{mode} for {' and '.join(where)}: open the address above; Ctrl-C stops it",
                 soft_wrap=True,
                 markup=False,
             )
