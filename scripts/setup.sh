@@ -144,14 +144,17 @@ setup_browser() {
         say "  the browser tests in tests/ui will skip: apt-get install chromium chromium-driver"
         return
     fi
+    # fonts-liberation: a recommended package of chromium, so that pages have text to render
     say "installing chromium and chromium-driver (apt-get) for the browser tests ..."
     local log="$ROOT/.tools/apt-chromium.log"
     mkdir -p "$ROOT/.tools"
     if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            chromium chromium-driver; } > "$log" 2>&1; then
+            chromium chromium-driver fonts-liberation; } > "$log" 2>&1; then
         tail -n 30 "$log" >&2
-        die "apt-get install chromium chromium-driver failed; full output in $log"
+        die "apt-get install chromium chromium-driver fonts-liberation failed; full output in $log"
     fi
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+        || die "apt-get installed chromium and chromium-driver, yet chromium or chromedriver is not on PATH"
     say "browser ready: $(chromium --version 2>/dev/null | head -n1)"
 }
 
