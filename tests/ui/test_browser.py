@@ -254,6 +254,22 @@ def test_publish_and_watch_live_leaves_nothing_in_nsqd(browser: Any, url: str, n
     wait_until(lambda: channel not in nsqd.topics()[topic], timeout=10, message=f"{channel} left behind in nsqd")
 
 
+def test_bad_topic_names_are_refused_on_the_page(browser: Any, url: str) -> None:
+    open_page(browser, url)
+    watch = browser.find_element(By.ID, "watch")
+    watch.find_element(By.NAME, "topic").send_keys("no spaces")
+    watch.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    info = '.watch[data-topic="no spaces"] .watch-head span'
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, info).text.startswith("refused"), "no refusal shown")
+    publish = browser.find_element(By.ID, "publish")
+    publish.find_element(By.NAME, "topic").send_keys("no spaces")
+    publish.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    outcome = publish.find_element(By.CSS_SELECTOR, ".outcome")
+    wait(browser, lambda d: "bad" in outcome.get_attribute("class").split(), "no publishing error shown")
+    assert outcome.find_element(By.CSS_SELECTOR, ".head").text == "not published"
+    assert "topic name 'no spaces' is invalid" in outcome.find_element(By.TAG_NAME, "pre").text
+
+
 def test_requests_without_the_token_are_refused(browser: Any, url: str) -> None:
     base = url.split("/?token=")[0]
     browser.get(base + "/")

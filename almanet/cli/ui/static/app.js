@@ -276,7 +276,11 @@ function watchTopic(topic) {
       while (list.children.length > 200) list.lastChild.remove();
     }
   });
-  socket.addEventListener("close", () => { if (info.textContent.startsWith("on ")) info.textContent += " (closed)"; });
+  socket.addEventListener("close", () => {
+    if (info.textContent.startsWith("on ")) info.textContent += " (closed)";
+    // refused before it opened: a bad topic name, too many live views, or almanet ui is gone
+    else if (info.textContent === "connecting…") info.textContent = "refused: check the topic name (letters, digits, . _ -)";
+  });
 }
 
 // ------------------------------------------------------------------ start
