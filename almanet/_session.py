@@ -29,6 +29,7 @@ from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse, NSQHand
 from ._nsq.names import check_name
 from ._nsq.options import ConnectionOptions, parse_address
 from ._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE, Producer
+from ._trace import CallTrace
 
 __all__ = ["Almanet", "Subscription", "remote_error", "translate_nsq_error"]
 
@@ -136,14 +137,17 @@ class _Deadlines:
 class _Pending:
     """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
 
-    __slots__ = ("future", "multi", "replies", "timeout", "uri")
+    __slots__ = ("future", "multi", "replies", "timeout", "trace", "uri")
 
-    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float) -> None:
+    def __init__(
+        self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float, trace: CallTrace | None = None
+    ) -> None:
         self.future = future
         self.uri = uri
         self.multi = multi
         self.timeout = timeout
         self.replies: list[_wire.Reply] = []
+        self.trace = trace
 
 
 class Almanet:
@@ -429,6 +433,8 @@ class Almanet:
         if pending is None:
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
+        if pending.trace is not None:
+            pending.trace.replied(message.address)
         if pending.multi:
             pending.replies.append(reply)
         else:
@@ -470,7 +476,7 @@ class Almanet:
         return call_id, body
 
     def _start_call(
-        self, uri: str, payload: Any, timeout: float | None, multi: bool
+        self, uri: str, payload: Any, timeout: float | None, multi: bool, trace: CallTrace | None = None
     ) -> tuple[str, asyncio.Future[Any]]:
         topic = self._topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
@@ -478,10 +484,14 @@ class Almanet:
             raise invalid_argument("timeout must be positive")
         call_id, body = self._invocation(payload)
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending[call_id] = _Pending(future, uri, multi, timeout)
+        self._pending[call_id] = _Pending(future, uri, multi, timeout, trace)
         assert self._deadlines is not None
         self._deadlines.add(timeout, call_id)
+        if trace is not None:
+            trace.started(call_id, topic, self._reply_topic)
         published = self._producer.publish_nowait(topic, body)
+        if trace is not None:
+            published.add_done_callback(trace.on_published)
         # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
         calls = self._publishing.get(published)
         if calls is None:
@@ -510,17 +520,20 @@ class Almanet:
                     failure = translate_nsq_error(error, f"cannot call {pending.uri!r}")
                 pending.future.set_exception(failure)
 
-    async def call(self, uri: str, payload: Any = None, *, timeout: float | None = None) -> CallResult[Any]:
+    async def call(
+        self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
+    ) -> CallResult[Any]:
         """Call a procedure and wait for its reply.
 
         Raises the remote ``rpc_error`` (as the caller's own subclass when one has its name),
         ``TimeoutError`` when no reply comes in time (also when nothing serves ``uri``).
+        ``trace`` (diagnostics, ``almanet call -v``) is filled with the topics and timings.
         """
         self._require_open()
         if self._replies_ready is None or not self._replies_ready.done():
             await self._ensure_replies()
             self._require_open()  # it may have left meanwhile
-        call_id, future = self._start_call(uri, payload, timeout, multi=False)
+        call_id, future = self._start_call(uri, payload, timeout, multi=False, trace=trace)
         try:
             reply: _wire.Reply = await future
         finally:
@@ -531,7 +544,7 @@ class Almanet:
         return CallResult(reply.call_id, reply.payload)
 
     async def multicall(
-        self, uri: str, payload: Any = None, *, timeout: float | None = None
+        self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
     ) -> list[CallResult[Any] | rpc_error]:
         """Call every channel serving ``uri`` and collect what comes back until ``timeout``.
 
@@ -540,7 +553,7 @@ class Almanet:
         self._require_open()
         await self._ensure_replies()
         self._require_open()
-        call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True)
+        call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True, trace=trace)
         replies: list[_wire.Reply] = await self._wait(*call)
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
