@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import Any
 
-__all__ = ["Timeline", "explain", "print_explain", "print_trace"]
+__all__ = ["Timeline", "explain", "print_explain", "print_trace", "run_traced"]
 
 
 def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, Any]:
@@ -154,3 +154,15 @@ def print_trace(timeline: Timeline, addresses: tuple[str, ...], *, as_json: bool
     console = stderr_console()
     for label, value in lines:
         console.print(f"[dim]*[/dim] {label:<12} {escape(value)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def run_traced(coroutine: Any, timeline: Timeline | None, settings: Any) -> Any:
+    """Run the command; with ``-v``, the trace goes out first, before any result or error line."""
+    from ._common import run
+    from ._output import json_errors
+
+    try:
+        return run(coroutine)
+    finally:
+        if timeline is not None:
+            print_trace(timeline, tuple(settings.nsqd), as_json=json_errors())

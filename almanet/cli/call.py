@@ -19,7 +19,6 @@ from ._common import (
     positive,
     print_json,
     read_payload,
-    run,
 )
 from ._complete import UriArgument
 from ._output import Output, OutputOption, set_output, wants_json
@@ -101,26 +100,19 @@ def call(
         from ._explain import Timeline
 
         timeline = Timeline()
-    try:
-        with exit_on_errors(
-            timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)", uri=uri
-        ):
-            try:
-                result = run(_call(settings, uri, value, seconds, timeline))
-            except rpc_error as exc:
-                args = ", ".join(repr(a) for a in exc.args)
-                fail(
-                    f"{uri} raised {exc.name}({args})",
-                    Exit.REMOTE_ERROR,
-                    label="remote error",
-                    name=exc.name,
-                    args=list(exc.args),
-                    uri=uri,
-                )
-    finally:
-        if timeline is not None:
-            from ._explain import print_trace
-            from ._output import json_errors
+    from ._explain import run_traced
 
-            print_trace(timeline, tuple(settings.nsqd), as_json=json_errors())
+    with exit_on_errors(timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)", uri=uri):
+        try:
+            result = run_traced(_call(settings, uri, value, seconds, timeline), timeline, settings)
+        except rpc_error as exc:
+            args = ", ".join(repr(a) for a in exc.args)
+            fail(
+                f"{uri} raised {exc.name}({args})",
+                Exit.REMOTE_ERROR,
+                label="remote error",
+                name=exc.name,
+                args=list(exc.args),
+                uri=uri,
+            )
     print_json(result)

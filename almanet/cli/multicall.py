@@ -16,7 +16,6 @@ from ._common import (
     positive,
     print_json,
     read_payload,
-    run,
 )
 from ._complete import UriArgument
 from ._output import Output, OutputOption, set_output, wants_json
@@ -99,15 +98,8 @@ def multicall(
         from ._explain import Timeline
 
         timeline = Timeline()
-    try:
-        with exit_on_errors(
-            timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)", uri=uri
-        ):
-            replies = run(_multicall(settings, uri, value, timeout, timeline))
-    finally:
-        if timeline is not None:
-            from ._explain import print_trace
-            from ._output import json_errors
+    from ._explain import run_traced
 
-            print_trace(timeline, tuple(settings.nsqd), as_json=json_errors())
+    with exit_on_errors(timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)", uri=uri):
+        replies = run_traced(_multicall(settings, uri, value, timeout, timeline), timeline, settings)
     print_json(replies)
