@@ -36,8 +36,12 @@ def test_call_reads_a_piped_stdin(served) -> None:  # noqa: F811
     _, env, cwd, _ = served
     result = almanet("call", "clitest.place", env=env, cwd=cwd, input=b'{"id": 4, "item": "tea"}\n')
     assert (result.returncode, result.stdout) == (0, b'{"placed":4}\n'), result.stderr
-    # an empty stdin is no payload (null), as before
-    assert almanet("call", "clitest.whoami", env=env, cwd=cwd, input=b"").stdout == b'"RPC"\n'
+    # an empty stdin is no payload (null), as before: whoami (payload None) answers on both its channels
+    both = almanet("multicall", "clitest.whoami", "-t", "0.5", env=env, cwd=cwd, input=b"")
+    assert both.returncode == 0 and "RPC" in json.loads(both.stdout), both.stderr
+    # multicall reads a piped stdin too
+    place = almanet("multicall", "clitest.place", "-t", "0.5", env=env, cwd=cwd, input=b'{"id": 8, "item": "x"}')
+    assert json.loads(place.stdout) == [{"placed": 8}]
 
 
 def test_call_verbose_shows_nsqd_topics_and_times(served) -> None:  # noqa: F811
