@@ -62,7 +62,22 @@ def script(shell: str) -> str:
     from typer._completion_shared import get_completion_script
 
     init()
-    return get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell)
+    text = get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell)
+    if shell == "zsh":
+        text = _zsh_first_tab(text)
+    return text
+
+
+def _zsh_first_tab(text: str) -> str:
+    """typer's zsh file, autoloaded from fpath, only registers its function on the first <TAB> (which
+    completes nothing) and again on the second. Named after the file (``_almanet``), the function
+    replaces the autoload stub and completes from the first <TAB>; eval'ed, the file registers it."""
+    func = f"_{PROG}_completion"
+    line = f"compdef {func} {PROG}"
+    if line not in text:
+        return text
+    fixed = f'if [[ "${{zsh_eval_context[-1]}}" == loadautofunc ]]; then\n  {func} "$@"\nelse\n  {line}\nfi'
+    return text.replace(line, fixed).replace(func, f"_{PROG}")
 
 
 def install(shell: str) -> None:
@@ -72,6 +87,8 @@ def install(shell: str) -> None:
 
     init()
     installed, path = typer_install(shell=shell, prog_name=PROG, complete_var=COMPLETE_VAR)
+    if installed == "zsh":  # the file typer wrote, with the first-<TAB> fix
+        path.write_text(script("zsh"))
     stderr_console().print(f"{installed} completion installed in {path}; it takes effect in a new {installed} shell")
 
 
