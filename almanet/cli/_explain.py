@@ -56,13 +56,9 @@ def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, 
 
 def print_explain(plan: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
-    console = Console(soft_wrap=True)
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    console = Console(soft_wrap=True, highlight=False)
     for key, label in (
         ("topic", "topic"),
         ("channel", "channel"),
@@ -70,8 +66,7 @@ def print_explain(plan: dict[str, Any]) -> None:
         ("reply_topic", "reply topic"),
         ("reply_channel", "reply channel"),
     ):
-        table.add_row(label, Text(plan[key]))
-    console.print(table)
+        console.print(Text.assemble((f"{label:<14}", "bold"), plan[key]))
     console.print(
         "Nothing was sent. Services read the topic on channel RPC#ephemeral (or their own channel); every channel"
         " gets a copy. The same call by hand, nsq_tail first (it prints the reply):",
