@@ -254,3 +254,19 @@ def test_install_completion_installs_the_shell_named(tmp_path: Path, shell: str,
 def test_completion_of_an_unknown_shell_is_a_usage_error(runner: CliRunner) -> None:
     result = runner.invoke(app, ["completion", "tcsh"])
     assert result.exit_code == 2 and "'tcsh' is not one of" in result.stderr
+
+
+def test_topic_completion_is_wired_and_quiet_when_nsqd_is_down(runner: CliRunner) -> None:
+    import time
+
+    import typer.main
+
+    from almanet.cli._complete import complete_topic
+
+    group = typer.main.get_command(app)
+    for name, param in (("produce", "topic"), ("consume", "topics")):
+        (arg,) = [p for p in group.commands[name].params if p.name == param]
+        assert getattr(arg, "_custom_shell_complete", None) is not None, name
+    started = time.monotonic()
+    assert complete_topic("or") == []
+    assert time.monotonic() - started < 1.5
