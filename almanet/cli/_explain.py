@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import Any
 
-__all__ = ["Timeline", "explain", "print_explain", "print_trace", "run_traced"]
+__all__ = ["Timeline", "explain", "print_explain", "print_trace", "run_traced", "show_explain", "timeline"]
 
 
 def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, Any]:
@@ -54,6 +54,18 @@ def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, 
     }
 
 
+def show_explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> None:
+    """``--explain``: the plan as JSON (piped, ``-o json``) or as lines to read."""
+    from ._common import print_json
+    from ._output import wants_json
+
+    plan = explain(uri, payload, settings, multi=multi)
+    if wants_json():
+        print_json(plan)
+    else:
+        print_explain(plan)
+
+
 def print_explain(plan: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.text import Text
@@ -88,10 +100,16 @@ class Timeline:
         self.joined: float | None = None
         self.trace = CallTrace()
 
-    def mark_joined(self) -> None:
+    def joined_now(self) -> Any:
+        """Mark the session joined; the CallTrace to hand to the call."""
         import time
 
         self.joined = time.monotonic()
+        return self.trace
+
+
+def timeline(verbose: bool) -> Timeline | None:
+    return Timeline() if verbose else None
 
 
 def _ms(later: float | None, earlier: float | None) -> float | None:

@@ -21,7 +21,7 @@ from ._common import (
     read_payload,
 )
 from ._complete import UriArgument
-from ._output import Output, OutputOption, set_output, wants_json
+from ._output import Output, OutputOption, set_output
 from ._usage import TEXT, hinted
 
 PAYLOAD_HELP = "JSON payload, @file.json, or - for stdin (read from stdin too when omitted and stdin is piped)."
@@ -60,10 +60,7 @@ def register(app: typer.Typer) -> None:
 async def _call(settings: Any, uri: str, payload: Any, timeout: float, timeline: Any) -> Any:
     session = await open_session(settings)
     async with session:
-        trace = None
-        if timeline is not None:
-            timeline.mark_joined()
-            trace = timeline.trace
+        trace = timeline.joined_now() if timeline is not None else None
         return (await session.call(uri, payload, timeout=timeout, trace=trace)).payload
 
 
@@ -82,29 +79,18 @@ def call(
     positive(timeout, "--timeout")
     value = read_payload(payload)
     settings = load(config, nsqd)
-    if explain:
-        from ._explain import explain as plan
-        from ._explain import print_explain
+    from ._explain import run_traced, show_explain, timeline
 
-        shown = plan(uri, value, settings, multi=False)
-        if wants_json():
-            print_json(shown)
-        else:
-            print_explain(shown)
+    if explain:
+        show_explain(uri, value, settings, multi=False)
         return
     seconds = timeout or settings.call_timeout
     from almanet._errors import rpc_error
 
-    timeline = None
-    if verbose:
-        from ._explain import Timeline
-
-        timeline = Timeline()
-    from ._explain import run_traced
-
+    marks = timeline(verbose)
     with exit_on_errors(timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)", uri=uri):
         try:
-            result = run_traced(_call(settings, uri, value, seconds, timeline), timeline, settings)
+            result = run_traced(_call(settings, uri, value, seconds, marks), marks, settings)
         except rpc_error as exc:
             args = ", ".join(repr(a) for a in exc.args)
             fail(

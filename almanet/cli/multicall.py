@@ -18,7 +18,7 @@ from ._common import (
     read_payload,
 )
 from ._complete import UriArgument
-from ._output import Output, OutputOption, set_output, wants_json
+from ._output import Output, OutputOption, set_output
 from ._usage import hinted
 from .call import ExplainOption, PayloadArgument, VerboseOption
 
@@ -50,10 +50,7 @@ def reply_item(reply: Any) -> Any:
 async def _multicall(settings: Any, uri: str, payload: Any, timeout: float, timeline: Any) -> list[Any]:
     session = await open_session(settings)
     async with session:
-        trace = None
-        if timeline is not None:
-            timeline.mark_joined()
-            trace = timeline.trace
+        trace = timeline.joined_now() if timeline is not None else None
         replies = await session.multicall(uri, payload, timeout=timeout, trace=trace)
     if not replies:
         raise TimeoutError
@@ -83,23 +80,12 @@ def multicall(
     positive(timeout, "--timeout")
     value = read_payload(payload)
     settings = load(config, nsqd)
+    from ._explain import run_traced, show_explain, timeline
+
     if explain:
-        from ._explain import explain as plan
-        from ._explain import print_explain
-
-        shown = plan(uri, value, settings, multi=True)
-        if wants_json():
-            print_json(shown)
-        else:
-            print_explain(shown)
+        show_explain(uri, value, settings, multi=True)
         return
-    timeline = None
-    if verbose:
-        from ._explain import Timeline
-
-        timeline = Timeline()
-    from ._explain import run_traced
-
+    marks = timeline(verbose)
     with exit_on_errors(timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)", uri=uri):
-        replies = run_traced(_multicall(settings, uri, value, timeout, timeline), timeline, settings)
+        replies = run_traced(_multicall(settings, uri, value, timeout, marks), marks, settings)
     print_json(replies)
