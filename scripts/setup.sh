@@ -2,7 +2,8 @@
 # Prepare a checkout for tests, the demo and the benchmark:
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
 #      built from the pinned Go module in tools/nsq;
-#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra.
+#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
+#   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root.
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
