@@ -38,7 +38,7 @@ class Message:
 
     @property
     def address(self) -> str:
-        """The nsqd that delivered it."""
+        """The nsqd that delivered it (``host:port``): where a reply to it is best published."""
         return self._connection.address
 
     def finish(self) -> None:

@@ -39,15 +39,8 @@ async def _live_uris(incomplete: str) -> list[str]:
     settings = dataclasses.replace(settings, connect_timeout=min(settings.connect_timeout, COMPLETION_BUDGET / 2))
     session = await open_session(settings)
     async with session:
-        replies = await discover(session, timeout=COMPLETION_BUDGET / 2)
-    uris: set[str] = set()
-    for reply in replies:
-        for procedure in reply.get("procedures") or []:
-            if isinstance(procedure, dict) and isinstance(procedure.get("uri"), str):
-                uris.add(procedure["uri"])
-        for route in reply.get("routes") or []:
-            if isinstance(route, str):
-                uris.add(route.rsplit("/", 1)[0])
+        instances = await discover(session, timeout=COMPLETION_BUDGET / 2)
+    uris: set[str] = set().union(*(instance.uris for instance in instances))
     return sorted(u for u in uris if u.startswith(incomplete))
 
 
@@ -99,7 +92,9 @@ async def _topics(incomplete: str) -> list[str]:
         for t in stats.get("topics") or []
         if isinstance(t, dict) and t.get("topic_name")
     }
-    hidden = ("_rpc_._reply_.",) if incomplete.startswith("_") else ("_",)
+    from almanet._wire import REPLY_PREFIX
+
+    hidden = (REPLY_PREFIX,) if incomplete.startswith("_") else ("_",)
     return sorted(n for n in names if n.startswith(incomplete) and not n.startswith(hidden))
 
 
