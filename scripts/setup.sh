@@ -3,8 +3,9 @@
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
 #      built from the pinned Go module in tools/nsq;
 #   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
-#   3. Debian's chromium and chromium-driver for the browser tests of `almanet ui` (tests/ui),
-#      apt-get installed when missing and we are root (otherwise those tests skip, saying why).
+#   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root;
+#   4. Debian's chromium and chromium-driver for the browser tests of `almanet ui` (tests/ui),
+#      likewise (otherwise those tests skip, saying why; in CI they fail).
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -132,6 +133,48 @@ setup_venv() {
     say ".venv ready"
 }
 
+# ---------------------------------------------------------------- Debian packages for some tests
+
+APT_UPDATED=""
+
+# apt-get install PACKAGES, output in LOG; `apt-get update` runs once per run, before the first
+# install (a fresh machine's package lists may be empty or old).
+apt_install() {
+    local log="$1"; shift
+    {
+        if [ -z "$APT_UPDATED" ]; then
+            apt-get update && APT_UPDATED=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    } > "$log" 2>&1
+}
+
+# ---------------------------------------------------------------- terminal tools for the CLI tests
+
+# tests/cli/test_terminal.py drives the CLI in a real terminal (tmux): colour, NO_COLOR, the
+# progress bar, shell completion in bash and zsh. Installed with apt-get only when missing and
+# when we are root (CI starts from a fresh Debian/Ubuntu); otherwise those tests say what to install.
+setup_terminal_tools() {
+    local missing=() t
+    for t in tmux zsh; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "tmux and zsh present"
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "warning: ${missing[*]} missing (not root or no apt-get): the terminal tests skip; install ${missing[*]}"
+        return
+    fi
+    say "installing ${missing[*]} with apt-get (for the terminal tests) ..."
+    local log="${TMPDIR:-/tmp}/almanet-apt.log"
+    if ! apt_install "$log" "${missing[@]}"; then
+        tail -n 20 "$log" >&2
+        say "warning: apt-get could not install ${missing[*]}: the terminal tests skip (full output in $log)"
+    fi
+}
+
 # ---------------------------------------------------------------- browser (tests/ui)
 
 setup_browser() {
@@ -144,12 +187,11 @@ setup_browser() {
         say "  the browser tests in tests/ui will skip: apt-get install chromium chromium-driver"
         return
     fi
-    # fonts-liberation: a recommended package of chromium, so that pages have text to render
     say "installing chromium and chromium-driver (apt-get) for the browser tests ..."
     local log="$ROOT/.tools/apt-chromium.log"
     mkdir -p "$ROOT/.tools"
-    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            chromium chromium-driver fonts-liberation; } > "$log" 2>&1; then
+    # fonts-liberation: a recommended package of chromium, so that pages have text to render
+    if ! apt_install "$log" chromium chromium-driver fonts-liberation; then
         tail -n 30 "$log" >&2
         die "apt-get install chromium chromium-driver fonts-liberation failed; full output in $log"
     fi
@@ -160,6 +202,7 @@ setup_browser() {
 
 setup_tools
 setup_venv
+setup_terminal_tools
 setup_browser
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
 "$ROOT/scripts/setup-interop.sh"
