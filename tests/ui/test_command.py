@@ -28,11 +28,12 @@ almanet.cli.main()
 
 
 def read_url(proc: subprocess.Popen[bytes]) -> str:
+    """The page's address from the first line: the address itself (-o table), or a JSON record (piped)."""
     assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()  # the first line is the page's address
+    line = proc.stdout.readline().decode().strip()
     if not line:
         raise AssertionError(f"almanet ui printed no address: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return line
+    return json.loads(line)["url"] if line.startswith("{") else line
 
 
 def status_of(url: str) -> int:
@@ -44,9 +45,10 @@ def status_of(url: str) -> int:
 
 
 def test_prints_a_tokened_loopback_address_and_stops_cleanly(nsqd: NsqdProcess, tmp_path: Path) -> None:
-    proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    proc = start("ui", "--port", "0", "-o", "table", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
     try:
-        url = read_url(proc)
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().strip()  # the address alone, as a person reads it
         match = URL.match(url)
         assert match, url
         port, token = int(match[1]), match[2]
@@ -57,13 +59,18 @@ def test_prints_a_tokened_loopback_address_and_stops_cleanly(nsqd: NsqdProcess, 
         code, _, err = stop(proc, signal.SIGINT)
     assert code == 0, err
     assert "warning" not in err
-    # a second run has another token
+    # piped, the first line is a JSON record; a second run has another token
     again = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
     try:
-        other = read_url(again)
+        assert again.stdout is not None
+        record = json.loads(again.stdout.readline())
     finally:
-        stop(again, signal.SIGTERM)
-    assert URL.match(other) and URL.match(other)[2] != token  # type: ignore[index]
+        code, _, err = stop(again, signal.SIGTERM)
+    assert code == 0, err
+    assert set(record) == {"url", "host", "port", "token", "read_only"}
+    assert record["host"] == "127.0.0.1" and record["read_only"] is False
+    assert record["url"] == f"http://127.0.0.1:{record['port']}/?token={record['token']}"
+    assert record["token"] != token
 
 
 def test_another_host_is_warned_about(tmp_path: Path) -> None:
@@ -78,6 +85,10 @@ def test_another_host_is_warned_about(tmp_path: Path) -> None:
     assert "warning: listening on ::, not loopback: whoever reaches it with the printed token can see" in (
         done.stderr.decode()
     )
+    done = almanet("ui", "--host", "::", "-o", "json", "--nsqd", closed, env=clean_env(tmp_path), cwd=tmp_path)
+    warning, error = (json.loads(line) for line in done.stderr.decode().splitlines())
+    assert warning["error"] == "warning" and "not loopback" in warning["message"]
+    assert error["exit_code"] == 4 and done.returncode == 4
 
 
 def test_a_busy_port_exits_2_naming_it(nsqd: NsqdProcess, tmp_path: Path) -> None:
@@ -161,6 +172,7 @@ def test_ctrl_c_does_not_wait_for_a_pending_call(nsqd: NsqdProcess, tmp_path: Pa
         data=json.dumps({"uri": "uitest.nobody.serves", "timeout": 120}).encode(),
         headers={"X-Almanet-Token": token, "Content-Type": "application/json"},
     )
+
     def pending_call() -> None:
         try:
             urllib.request.urlopen(request, timeout=30).read()

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, open_session, run, stderr_console
+from .._output import Output, OutputOption, error_json, json_errors, set_output, wants_json
 
 INSTALL = "pip install 'almanet[ui]'"
 
@@ -41,9 +42,45 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def warn(message: str) -> None:
+    """A warning on stderr: one styled line, or one JSON object with ``-o json``."""
+    if json_errors():
+        error_json("warning", message, int(Exit.OK))
+        return
+    from rich.markup import escape
+
+    stderr_console().print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", soft_wrap=True)
+
+
 def page_url(host: str, port: int, token: str) -> str:
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{shown}:{port}/?token={token}"
+
+
+def _announce(settings: Any, host: str, port: int, token: str, read_only: bool) -> None:
+    """The page's address on stdout (a JSON record when piped or with -o json), what it shows on stderr."""
+    import sys
+
+    url = page_url(host, port, token)
+    if wants_json():
+        import orjson
+
+        record = {"url": url, "host": host, "port": port, "token": token, "read_only": read_only}
+        sys.stdout.write(orjson.dumps(record).decode() + "\n")
+    else:
+        sys.stdout.write(url + "\n")
+    sys.stdout.flush()
+    if json_errors():  # with -o json, the record says it all
+        return
+    where = [f"nsqd {', '.join(settings.nsqd)}"] if settings.nsqd else []
+    if settings.lookupd_http:
+        where.append(f"the nsqd of nsqlookupd {', '.join(settings.lookupd_http)}")
+    mode = " (read-only)" if read_only else ""
+    stderr_console().print(
+        f"almanet ui{mode} for {' and '.join(where)}: open the address above; Ctrl-C stops it",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 async def _serve(settings: Any, host: str, port: int, read_only: bool, refresh: float) -> None:
@@ -51,63 +88,57 @@ async def _serve(settings: Any, host: str, port: int, read_only: bool, refresh: 
     import asyncio
     import secrets
     import signal
-    import sys
 
     from aiohttp import web
 
     from .server import UiState, make_app
 
     token = secrets.token_urlsafe(24)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     session = await open_session(settings)
     async with session:
         state = UiState(session, settings, token, read_only=read_only, refresh=refresh)
         # shutdown_timeout: calls still waiting for a reply when Ctrl-C comes are cut after 2 s
         runner = web.AppRunner(make_app(state), handle_signals=False, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
+        # before the address is out: whoever reads it may signal at once
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
             try:
                 await web.TCPSite(runner, host, port).start()
             except OSError as exc:
                 fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port", Exit.BAD_INPUT)
-            bound = runner.addresses[0][1]
-            sys.stdout.write(page_url(host, bound, token) + "\n")
-            sys.stdout.flush()
-            mode = " (read-only)" if read_only else ""
-            where = [f"nsqd {', '.join(settings.nsqd)}"] if settings.nsqd else []
-            if settings.lookupd_http:
-                where.append(f"the nsqd of nsqlookupd {', '.join(settings.lookupd_http)}")
-            stderr_console().print(
-                f"almanet ui{mode} for {' and '.join(where)}: open the address above; Ctrl-C stops it",
-                soft_wrap=True,
-                markup=False,
-            )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            try:
-                await stop.wait()
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+            _announce(settings, host, runner.addresses[0][1], token, read_only)
+            await stop.wait()
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
             await runner.cleanup()
 
 
 def ui(
-    port: Annotated[int, typer.Option("--port", "-p", help="TCP port (0: any free one).", min=0, max=65535)] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", help="TCP port (0: any free one).", min=0, max=65535)
+    ] = 8765,
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on; anything but loopback is warned about.")
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on; anything but loopback is warned about.")
     ] = "127.0.0.1",
     read_only: Annotated[
         bool, typer.Option("--read-only", help="No 'try it' and no publishing: the page only looks.")
     ] = False,
     refresh: Annotated[
-        float, typer.Option("--refresh", help="Seconds between the page's catalog refreshes.", min=0.5, max=300)
+        float,
+        typer.Option(
+            "--refresh", metavar="SECONDS", help="Seconds between the page's catalog refreshes.", min=0.5, max=300
+        ),
     ] = 3.0,
+    output: OutputOption = Output.auto,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
+    set_output(output)
     try:
         import aiohttp  # noqa: F401
     except ImportError:
@@ -115,15 +146,12 @@ def ui(
     settings = load(config, nsqd)
     host = host.strip("[]")  # "[::1]" as in a URL: the socket wants ::1
     if not is_loopback(host):
-        from rich.markup import escape
-
-        can = (
-            "see the catalog and watch topics" if read_only else "call procedures and publish (--read-only stops that)"
-        )
-        stderr_console().print(
-            f"[bold yellow]warning:[/bold yellow] listening on {escape(host)}, not loopback: whoever reaches it"
-            f" with the printed token can {can}; plain HTTP, no TLS",
-            soft_wrap=True,
+        can = "call procedures and publish (--read-only stops that)"
+        if read_only:
+            can = "see the catalog and watch topics"
+        warn(
+            f"listening on {host}, not loopback: whoever reaches it with the printed token can {can};"
+            " plain HTTP, no TLS"
         )
     with exit_on_errors():
         run(_serve(settings, host, port, read_only, refresh))

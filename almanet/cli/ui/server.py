@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 import time
 import uuid
@@ -27,6 +28,8 @@ from almanet._wire import check_uri
 
 from ..consume import message_line
 from .catalog import CatalogCache
+
+logger = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Almanet-Token"
 MAX_BODY = 1024 * 1024  # nsqd's default --max-msg-size
@@ -220,27 +223,42 @@ async def watch(request: web.Request) -> web.StreamResponse:
         async with state.session.consume(topic, channel, max_in_flight=32) as subscription:
             await ws.send_str(_dumps({"event": "watching", "topic": topic, "channel": channel}))
             forwarding = asyncio.ensure_future(_forward(subscription, ws))
+            listening = asyncio.ensure_future(_until_closed(ws))
             try:
-                async for message in ws:  # the page sends nothing; this ends when it goes away
-                    if message.type == WSMsgType.ERROR:
-                        break
+                await asyncio.wait({forwarding, listening}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                forwarding.cancel()
-                await asyncio.gather(forwarding, return_exceptions=True)
+                for task in (forwarding, listening):
+                    task.cancel()
+                await asyncio.gather(forwarding, listening, return_exceptions=True)
+            failure = None if forwarding.cancelled() else forwarding.exception()
+            if failure is not None and not isinstance(failure, ConnectionError):  # the page gone: nothing to say
+                logger.error("live view of %s failed", topic, exc_info=failure)
+                raise failure
     except (broker_error, ValueError) as exc:
         if not ws.closed:
             await ws.send_str(_dumps({"event": "error", "error": str(exc)}))
+    except Exception as exc:
+        if not ws.closed:
+            await ws.send_str(_dumps({"event": "error", "error": f"{type(exc).__name__}: {exc}"}))
+        raise
     finally:
         state.watches.discard(ws)
         await ws.close()
     return ws
 
 
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    async for message in ws:  # the page sends nothing; this ends when it goes away
+        if message.type == WSMsgType.ERROR:
+            break
+
+
 async def _forward(subscription: Any, ws: web.WebSocketResponse) -> None:
     async for message in subscription:
         if ws.closed:
             break
-        await ws.send_str('{"event":"message","message":' + message_line(message, as_json=True) + "}")
+        record = message_line(message, as_json=True).decode()
+        await ws.send_str('{"event":"message","message":' + record + "}")
         await message.commit()
 
 
