@@ -27,8 +27,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.cli.conftest import call_once, nsq_env, start, stop
 from tests.support.nsqproc import REPO_ROOT, NsqdProcess, new_name, wait_until
-from tests.ui.browser import chromium, require_browser
-from tests.ui.test_command import read_url
+from tests.ui.support import chromium, read_url, require_browser
 
 ORDER = 'article.procedure[data-uri="uitest.order"]'
 WAIT = 15.0  # the page refreshes every second; discovery takes one

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.cli.conftest import almanet, clean_env, nsq_env, start, stop
 from tests.support.nsqproc import NsqdProcess, free_port, wait_until
+from tests.ui.support import read_url
 
 URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})$")
 
@@ -25,15 +26,6 @@ sys.argv = ["almanet", "ui", "--nsqd", sys.argv[1]]
 import almanet.cli
 almanet.cli.main()
 """
-
-
-def read_url(proc: subprocess.Popen[bytes]) -> str:
-    """The page's address from the first line: the address itself (-o table), or a JSON record (piped)."""
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()
-    if not line:
-        raise AssertionError(f"almanet ui printed no address: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return json.loads(line)["url"] if line.startswith("{") else line
 
 
 def status_of(url: str) -> int:

@@ -1,13 +1,16 @@
-"""Headless Chromium for the page tests: Debian's chromium driven by its chromium-driver (selenium).
+"""What the ui tests share: the address ``almanet ui`` prints, and a headless Chromium.
 
-Nothing is downloaded: the driver and browser are the system's (``scripts/setup.sh`` installs
-them), and the flags keep Chromium off every network but loopback.
+The browser is Debian's chromium driven by its chromium-driver (selenium). Nothing is downloaded:
+both are the system's (``scripts/setup.sh`` installs them), and the flags keep Chromium off every
+network but loopback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +30,15 @@ FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1280,1000",
 )
+
+
+def read_url(proc: subprocess.Popen[bytes]) -> str:
+    """The page's address from the first line: the address itself (-o table), or a JSON record (piped)."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if not line:
+        raise AssertionError(f"almanet ui printed no address: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return json.loads(line)["url"] if line.startswith("{") else line
 
 
 def find_browser() -> tuple[str, str] | None:
