@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.cli.conftest import almanet, clean_env, nsq_env, start, stop
-from tests.support.nsqproc import NsqdProcess, free_port, wait_until
+from tests.support.nsqproc import NsqdProcess, NsqlookupdProcess, free_port, wait_until
 from tests.ui.support import read_url
 
 URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})$")
@@ -186,3 +186,21 @@ def test_ctrl_c_does_not_wait_for_a_pending_call(nsqd: NsqdProcess, tmp_path: Pa
 def _call_pending(nsqd: NsqdProcess) -> bool:
     topic = nsqd.topic_stats("_rpc_.uitest.nobody.serves")
     return topic is not None and topic["depth"] + topic["message_count"] > 0
+
+
+def test_with_nsqlookupd_only_it_reads_the_nsqd_registered_there(
+    nsqlookupd: NsqlookupdProcess, nsqd_factory: Callable[..., NsqdProcess], tmp_path: Path
+) -> None:
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    wait_until(lambda: nsqlookupd.nodes(), timeout=5, message="nsqd never registered with nsqlookupd")
+    proc = start("ui", "--port", "0", env=clean_env(tmp_path, ALMANET_LOOKUPD=nsqlookupd.http_address), cwd=tmp_path)
+    try:
+        base, token = read_url(proc).split("/?token=")
+        request = urllib.request.Request(f"{base}/api/catalog", headers={"X-Almanet-Token": token})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            report = json.loads(response.read())
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert report["nsqd"] == [nsqd.http_address] and report["errors"] == []
+    assert f"almanet ui for the nsqd of nsqlookupd {nsqlookupd.http_address}:" in err
