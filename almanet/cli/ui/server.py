@@ -121,6 +121,7 @@ async def settings_view(request: web.Request) -> web.Response:
             "read_only": state.read_only,
             "refresh": state.refresh,
             "nsqd": list(state.settings.nsqd),
+            "lookupd": list(state.settings.lookupd_http),
             "call_timeout": state.settings.call_timeout,
         }
     )

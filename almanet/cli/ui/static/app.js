@@ -292,7 +292,10 @@ async function start() {
     setStatus(`cannot reach almanet ui: ${error.message}`, true);
     return;
   }
-  document.getElementById("where").textContent = state.settings.nsqd.length ? `nsqd ${state.settings.nsqd.join(", ")}` : "";
+  const where = [];
+  if (state.settings.nsqd.length) where.push(`nsqd ${state.settings.nsqd.join(", ")}`);
+  if (state.settings.lookupd.length) where.push(`nsqlookupd ${state.settings.lookupd.join(", ")}`);
+  document.getElementById("where").textContent = where.join(" · ");
   document.getElementById("mode").hidden = !state.settings.read_only;
   if (state.settings.read_only) document.querySelectorAll(".writes").forEach((n) => n.remove());
   document.getElementById("filter").addEventListener("input", applyFilter);
