@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import call, config, consume, describe, multicall, produce, serve, services
+from . import call, config, consume, describe, multicall, produce, serve, services, testing
 
 EPILOG = (
     "Exit codes: 0 success, 1 remote error, 2 bad input/usage/config, 3 timeout (no service answered),"
@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-for _module in (serve, call, multicall, produce, consume, services, describe, config):
+for _module in (serve, call, multicall, produce, consume, services, describe, config, testing):
     _module.register(app)
 
 
