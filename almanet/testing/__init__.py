@@ -48,7 +48,28 @@ _LAZY = {
     "wait_until": "._util",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Call",
+    "Expectation",
+    "Message",
+    "NsqCluster",
+    "NsqProcessError",
+    "NsqToolNotFound",
+    "NsqdProcess",
+    "NsqlookupdProcess",
+    "expect_call",
+    "expect_message",
+    "find_tool",
+    "free_port",
+    "install_dir",
+    "kill_leftovers",
+    "new_name",
+    "serving",
+    "start_cluster",
+    "start_nsqd",
+    "start_nsqlookupd",
+    "wait_until",
+]
 
 
 def __getattr__(name: str) -> Any:

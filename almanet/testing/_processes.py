@@ -205,6 +205,7 @@ class NsqdProcess(_Daemon):
 
     def create_channel(self, topic: str, channel: str) -> None:
         """Create ``topic`` and its ``channel`` now: from here on the channel gets a copy of each message."""
+        http_post(self.http_address, "/topic/create?" + urllib.parse.urlencode({"topic": topic}))
         query = urllib.parse.urlencode({"topic": topic, "channel": channel})
         http_post(self.http_address, f"/channel/create?{query}")
 

@@ -6,8 +6,9 @@ Only almanet's public API runs the service and the sessions (``Service.start``/`
 
 An expectation is armed when it is created: it makes a channel of its own on the topic right away
 (over nsqd's HTTP API, so no await is needed), and nsqd gives that channel a copy of every message
-from then on. Awaiting it reads the first one. Being ephemeral, the channel goes away with its
-reader; one never awaited is deleted by ``close()``.
+from then on. Awaiting it reads the first one. A topic that had no channel yet hands its backlog
+to the first channel made, so messages nsqd stamped before the arming are skipped. Being ephemeral,
+the channel goes away with its reader; one never awaited is deleted by ``close()``.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class Expectation(Generic[T]):
         self.channel = f"almanet-expect-{uuid.uuid4().hex[:12]}#ephemeral"
         self._decode = decode
         self._result: list[T] = []
+        self.armed_at = time.time_ns()  # nsqd stamps messages with its wall clock, on this host
         nsqd.create_channel(topic, self.channel)
 
     @property
@@ -157,6 +159,9 @@ class Expectation(Generic[T]):
                 try:
                     async with asyncio.timeout(self.timeout):
                         message = await anext(subscription)
+                        while message.timestamp < self.armed_at:  # the topic's backlog: not "next"
+                            await message.commit()
+                            message = await anext(subscription)
                 except TimeoutError:
                     raise AssertionError(f"no {self.what} within {self.timeout:g}s") from None
                 await message.commit()
