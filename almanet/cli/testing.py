@@ -35,6 +35,12 @@ def install_nsqd_command(
         typer.Option("--dir", help="Folder to build into (default: the one the fixtures look in).", show_default=False),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Build even when the binaries are there.")] = False,
+    go: Annotated[
+        str | None,
+        typer.Option(
+            "--go", help="The go command to use (default: go on PATH, or /usr/local/go/bin/go).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     from almanet.testing._tools import BuildError, build_tools, install_dir
 
@@ -45,10 +51,12 @@ def install_nsqd_command(
         return
     console = stderr_console()
     try:
-        built = build_tools(target, tools, say=console.print)
+        built = build_tools(target, tools, go=go, say=lambda line: console.print(line, soft_wrap=True))
     except BuildError as exc:
         fail(str(exc), Exit.BAD_INPUT)
     for path in built:
         typer.echo(str(path))
     if directory is not None and directory.resolve() != install_dir().resolve():
-        console.print(f"the fixtures look in {install_dir()}: set ALMANET_NSQD_BIN={built[0]} to use this build")
+        console.print(
+            f"the fixtures look in {install_dir()}: set ALMANET_NSQD_BIN={built[0]} to use this build", soft_wrap=True
+        )

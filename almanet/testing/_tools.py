@@ -108,16 +108,17 @@ def find_go() -> str | None:
     return str(usual) if _executable(usual) else None
 
 
-def _go_version(go: str) -> tuple[int, int] | None:
+def _go_version(go: str) -> tuple[str, tuple[int, int] | None]:
+    """(what ``go env GOVERSION`` says, its (major, minor) when it parses)."""
     try:
         done = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=False)
-    except OSError:
-        return None
-    text = done.stdout.strip().removeprefix("go")  # go1.22.5
-    parts = text.split(".")
+    except OSError as exc:
+        return str(exc), None
+    text = done.stdout.strip()  # go1.22.5
+    parts = text.removeprefix("go").split(".")
     if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
-        return None
-    return int(parts[0]), int(parts[1])
+        return text or done.stderr.strip()[:200], None
+    return text, (int(parts[0]), int(parts[1]))
 
 
 def build_tools(
@@ -127,18 +128,20 @@ def build_tools(
     say: Callable[[str], None] = lambda line: None,
 ) -> list[Path]:
     """Build ``tools`` of nsq v1.3.0 into ``target``; returns their paths. Raises BuildError."""
+    if go is not None and shutil.which(go) is None:
+        raise BuildError(f"no go command at {go!r}: give the path of Go's go binary (Go >= 1.21)")
     go = go or find_go()
     if go is None:
         raise BuildError(
             "Go is needed to build nsqd: install Go >= 1.21 (apt-get install golang-go, or https://go.dev/doc/install),"
             f" or put the nsq {NSQ_VERSION} release binaries on PATH ({RELEASES})"
         )
-    version = _go_version(go)
+    said, version = _go_version(go)
     if version is None or version < MIN_GO:
-        raise BuildError(f"Go >= 1.21 is needed to build nsqd, {go} is {version or 'unknown'}: upgrade Go")
+        raise BuildError(f"Go >= 1.21 is needed to build nsqd, {go} says {said!r}: upgrade Go")
     target.mkdir(parents=True, exist_ok=True)
     packages = [f"github.com/nsqio/nsq/apps/{tool}" for tool in tools]
-    say(f"building {', '.join(tools)} {NSQ_VERSION} into {target} with go{version[0]}.{version[1]} ...")
+    say(f"building {', '.join(tools)} {NSQ_VERSION} into {target} with {said} ...")
     with tempfile.TemporaryDirectory(prefix="almanet-gomod-") as work:
         # a copy: the package folder may be read-only, and go may want to touch go.sum
         for name in ("go.mod", "go.sum", "tools.go"):
