@@ -17,7 +17,7 @@ import almanet
 from almanet.testing import NsqCluster, NsqdProcess, wait_until
 
 
-class refused(almanet.rpc_error):
+class fixture_refused(almanet.rpc_error):
     """A procedure's own error, as a user's service defines one."""
 
 
@@ -28,7 +28,7 @@ def make_service(prefix: str) -> almanet.Service:
     @service.procedure
     async def echo(payload: str) -> str:
         if payload == "no":
-            raise refused("not this one")
+            raise fixture_refused("not this one")
         return payload.upper()
 
     @service.procedure
@@ -52,7 +52,7 @@ class Scenarios:
             # subscribed on the fixture's nsqd, as nsqd itself reports it
             assert "RPC#ephemeral" in nsqd.topics()["_rpc_.fx.a.echo"]
             assert (await session.call("fx.a.echo", "hi", timeout=5)).payload == "HI"
-            with pytest.raises(refused):
+            with pytest.raises(fixture_refused):
                 await session.call("fx.a.echo", "no", timeout=5)
         # after the block the service left: nsqd drops its ephemeral channel, and nobody answers
         wait_until(lambda: nsqd.channel_stats("_rpc_.fx.a.echo", "RPC#ephemeral") is None, timeout=5)
