@@ -71,22 +71,25 @@ async def wait_subscribed(service: almanet.Service, nsqds: Sequence[NsqdProcess]
 @contextlib.asynccontextmanager
 async def serving(
     service: almanet.Service,
-    nsqd: Target,
+    nsqd: Target | None = None,
     *,
     timeout: float = 10.0,
     drain_timeout: float = 2.0,
     **session_options: Any,
 ) -> AsyncIterator[almanet.Service]:
-    """Serve ``service`` on ``nsqd`` (its own addresses and lookupd ignored) for the block.
+    """Serve ``service`` for the block: on ``nsqd`` (its own addresses and lookupd ignored) or,
+    with ``nsqd=None``, where the service's code points.
 
-    Returns once nsqd shows each procedure subscribed; the service drains and leaves at the end,
-    also when the block fails.
+    Given ``nsqd``, it returns once nsqd shows each procedure subscribed. The service drains and
+    leaves at the end, also when the block fails.
     """
-    nsqds = nsqds_of(nsqd)
-    if not nsqds:
+    nsqds = [] if nsqd is None else nsqds_of(nsqd)
+    if nsqd is not None and not nsqds:
         raise ValueError("serving() needs at least one nsqd")
-    options: dict[str, Any] = {"lookupd": (), **session_options}
-    await service.start(tuple(n.tcp_address for n in nsqds), **options)
+    if nsqds:
+        await service.start(tuple(n.tcp_address for n in nsqds), **{"lookupd": (), **session_options})
+    else:
+        await service.start(**session_options)
     try:
         await wait_subscribed(service, nsqds, timeout)
         yield service
