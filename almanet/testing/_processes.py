@@ -295,6 +295,25 @@ def _launch(
         time.sleep(0.02)
 
 
+def _started(tool: str, args: Sequence[str], workdir: Path, ready_timeout: float, own_workdir: bool) -> dict[str, Any]:
+    """``_launch``, as the fields every daemon has; a temp dir made for a start that failed goes."""
+    try:
+        popen, tcp, http, log_path, offset = _launch(tool, args, workdir, ready_timeout)
+    except BaseException:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return {
+        "pid": popen.pid,
+        "tcp_address": tcp,
+        "http_address": http,
+        "log_path": log_path,
+        "_popen": popen,
+        "_workdir": workdir,
+        "_log_offset": offset,
+    }
+
+
 def start_nsqd(
     *,
     lookupd_tcp_addresses: Iterable[str] = (),
@@ -323,20 +342,8 @@ def start_nsqd(
         *(f"--lookupd-tcp-address={a}" for a in lookupds),
         *extra,
     ]
-    try:
-        popen, tcp, http, log_path, offset = _launch("nsqd", args, workdir, ready_timeout)
-    except BaseException:
-        if _workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
     return NsqdProcess(
-        pid=popen.pid,
-        tcp_address=tcp,
-        http_address=http,
-        log_path=log_path,
-        _popen=popen,
-        _workdir=workdir,
-        _log_offset=offset,
+        **_started("nsqd", args, workdir, ready_timeout, own_workdir=_workdir is None),
         data_dir=data,
         lookupd_tcp_addresses=lookupds,
         extra_args=extra,
@@ -359,20 +366,7 @@ def start_nsqlookupd(
         f"--broadcast-address={HOST}",
         *extra_args,
     ]
-    try:
-        popen, tcp, http, log_path, offset = _launch("nsqlookupd", args, workdir, ready_timeout)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return NsqlookupdProcess(
-        pid=popen.pid,
-        tcp_address=tcp,
-        http_address=http,
-        log_path=log_path,
-        _popen=popen,
-        _workdir=workdir,
-        _log_offset=offset,
-    )
+    return NsqlookupdProcess(**_started("nsqlookupd", args, workdir, ready_timeout, own_workdir=True))
 
 
 @dataclass(eq=False)

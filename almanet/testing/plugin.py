@@ -51,28 +51,27 @@ def _almanet_leftover_daemons() -> Iterator[None]:
 # -- daemons ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def nsqd() -> Iterator[NsqdProcess]:
-    """One nsqd per test module, on free loopback ports with a temp data dir; tests share it."""
-    from ._processes import start_nsqd
+def _one(start: str) -> Iterator[Any]:
+    """A daemon for the fixture's scope, closed (stopped by PID, temp dir removed) at its end."""
+    from . import _processes
 
-    proc = start_nsqd()
+    proc = getattr(_processes, start)()
     try:
         yield proc
     finally:
         proc.close()
+
+
+@pytest.fixture(scope="module")
+def nsqd() -> Iterator[NsqdProcess]:
+    """One nsqd per test module, on free loopback ports with a temp data dir; tests share it."""
+    yield from _one("start_nsqd")
 
 
 @pytest.fixture
 def fresh_nsqd() -> Iterator[NsqdProcess]:
     """An nsqd of the test's own, for tests that kill, restart or inspect all of its state."""
-    from ._processes import start_nsqd
-
-    proc = start_nsqd()
-    try:
-        yield proc
-    finally:
-        proc.close()
+    yield from _one("start_nsqd")
 
 
 @pytest.fixture
@@ -93,13 +92,7 @@ def nsqd_factory() -> Iterator[Callable[..., NsqdProcess]]:
 @pytest.fixture
 def nsqlookupd() -> Iterator[NsqlookupdProcess]:
     """A private nsqlookupd; pass ``nsqlookupd.tcp_address`` to ``nsqd_factory`` to register."""
-    from ._processes import start_nsqlookupd
-
-    proc = start_nsqlookupd()
-    try:
-        yield proc
-    finally:
-        proc.close()
+    yield from _one("start_nsqlookupd")
 
 
 @pytest.fixture
@@ -145,36 +138,32 @@ def served(almanet_nsqd: NsqdProcess) -> Callable[..., contextlib.AbstractAsyncC
     return serve
 
 
-@pytest.fixture
-def expect_call(almanet_nsqd: NsqdProcess) -> Iterator[Callable[..., Expectation[Call]]]:
-    """``seen = expect_call(uri)`` arms a waiter; ``await seen`` is the next call (payload, caller_id)."""
-    from ._serving import expect_call as arm
+def _expectations(kind: str, default: NsqdProcess) -> Iterator[Callable[..., Any]]:
+    """``kind`` (expect_call or expect_message) on the test's nsqd; unread channels deleted after."""
+    from . import _serving
 
-    made: list[Expectation[Call]] = []
+    arm = getattr(_serving, kind)
+    made: list[Expectation[Any]] = []
 
-    def expect(uri: str, *, timeout: float = 5.0, nsqd: NsqdProcess | None = None) -> Expectation[Call]:
-        made.append(arm(uri, almanet_nsqd if nsqd is None else nsqd, timeout=timeout))
+    def expect(name: str, *, timeout: float = 5.0, nsqd: NsqdProcess | None = None) -> Expectation[Any]:
+        made.append(arm(name, default if nsqd is None else nsqd, timeout=timeout))
         return made[-1]
 
     yield expect
     for expectation in made:
         expectation.close()
+
+
+@pytest.fixture
+def expect_call(almanet_nsqd: NsqdProcess) -> Iterator[Callable[..., Expectation[Call]]]:
+    """``seen = expect_call(uri)`` arms a waiter; ``await seen`` is the next call (payload, caller_id)."""
+    yield from _expectations("expect_call", almanet_nsqd)
 
 
 @pytest.fixture
 def expect_message(almanet_nsqd: NsqdProcess) -> Iterator[Callable[..., Expectation[Message]]]:
     """``seen = expect_message(topic)`` arms a waiter; ``await seen`` is the next message produced."""
-    from ._serving import expect_message as arm
-
-    made: list[Expectation[Message]] = []
-
-    def expect(topic: str, *, timeout: float = 5.0, nsqd: NsqdProcess | None = None) -> Expectation[Message]:
-        made.append(arm(topic, almanet_nsqd if nsqd is None else nsqd, timeout=timeout))
-        return made[-1]
-
-    yield expect
-    for expectation in made:
-        expectation.close()
+    yield from _expectations("expect_message", almanet_nsqd)
 
 
 # -- the session: one fixture, a variant per async plugin -------------------------------------
