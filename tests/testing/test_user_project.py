@@ -166,3 +166,29 @@ def test_without_nsqd_the_error_says_how_to_get_one(tmp_path: Path) -> None:
     assert "nsqd not found" in output
     assert "run `almanet testing install-nsqd`" in output
     assert "release binaries" in output
+
+
+def test_a_daemon_a_test_forgot_is_killed_at_the_end(tmp_path: Path) -> None:
+    """The plugin's one autouse piece: nsqd left running by a test is killed, by PID, and reported."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_leak.py").write_text(
+        "from almanet.testing import start_nsqd\n\n\ndef test_forgets_to_stop():\n    assert start_nsqd().running\n"
+    )
+    pids = tmp_path / "pids"
+    env = user_env(tmp_path / "tmp", ALMANET_NSQD_BIN=str(recording_nsqd(tmp_path / "bin", pids)))
+    code, output = run_pytest(project, "asyncio", env)
+    assert code == 0, output
+    [pid] = [int(line) for line in pids.read_text().split()]
+    assert f"killed NSQ daemons left running by tests: pids [{pid}]" in output
+    assert not alive(pid)
+
+
+def test_a_failed_start_leaves_no_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from almanet.testing import NsqProcessError, start_nsqd
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # tempfile caches the temp dir it chose first
+    with pytest.raises(NsqProcessError, match=r"nsqd exited with code \d+ before it was ready"):
+        start_nsqd(extra_args=["--no-such-flag"])
+    assert not list(tmp_path.iterdir())
