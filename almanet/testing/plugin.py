@@ -205,10 +205,16 @@ def _session_fixture() -> Callable[[NsqdProcess], AsyncIterator[almanet.Almanet]
     return joined
 
 
+def _asyncio_variant(scope: str) -> Any:
+    name = f"_almanet_session_asyncio_{scope}"
+    try:
+        return pytest_asyncio.fixture(name=name, loop_scope=scope)(_session_fixture())
+    except TypeError:  # pytest-asyncio < 0.24 has no loop_scope: fixtures share the test's loop
+        return pytest_asyncio.fixture(name=name)(_session_fixture())
+
+
 _almanet_session_anyio = pytest.fixture(name="_almanet_session_anyio")(_session_fixture())
 if pytest_asyncio is not None:
     for _scope in _LOOP_SCOPES:
         # a fixture per loop scope: it must run in the loop of the test that uses it
-        globals()[f"_almanet_session_asyncio_{_scope}"] = pytest_asyncio.fixture(
-            name=f"_almanet_session_asyncio_{_scope}", loop_scope=_scope
-        )(_session_fixture())
+        globals()[f"_almanet_session_asyncio_{_scope}"] = _asyncio_variant(_scope)
