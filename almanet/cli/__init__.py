@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from . import call, completion, config, consume, describe, multicall, produce, serve, services, ui
+from . import call, completion, config, consume, describe, multicall, produce, serve, services, testing, ui
 
 EPILOG = (
     "Exit codes: 0 success, 1 remote error, 2 bad input/usage/config, 3 timeout (no service answered),"
@@ -76,7 +76,7 @@ def _root(
         raise typer.Exit()
 
 
-for _module in (serve, call, multicall, produce, consume, services, describe, config, ui, completion):
+for _module in (serve, call, multicall, produce, consume, services, describe, config, ui, completion, testing):
     _module.register(app)
 
 
