@@ -4,8 +4,8 @@
 #      built from the pinned Go module in almanet/testing/gomod (`almanet testing install-nsqd`'s too);
 #   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
 #   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root;
-#   4. Debian's chromium and chromium-driver for the browser tests of `almanet ui` (tests/ui),
-#      likewise (otherwise those tests skip, saying why; in CI they fail).
+#   4. Debian's chromium for the browser tests of `almanet ui` (tests/ui), likewise (otherwise
+#      those tests skip, saying why; in CI they fail).
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -177,26 +177,27 @@ setup_terminal_tools() {
 
 # ---------------------------------------------------------------- browser (tests/ui)
 
+# tests/ui drive Debian's chromium with playwright (executable_path: playwright's own browser
+# download is never used). apt-get only when it is missing and we are root.
 setup_browser() {
-    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-        say "chromium and chromedriver found ($(command -v chromium), $(command -v chromedriver))"
+    if command -v chromium >/dev/null 2>&1; then
+        say "chromium found ($(command -v chromium))"
         return
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        say "warning: chromium/chromedriver missing and cannot apt-get them (not root, or no apt-get);"
-        say "  the browser tests in tests/ui will skip: apt-get install chromium chromium-driver"
+        say "warning: chromium missing and cannot apt-get it (not root, or no apt-get);"
+        say "  the browser tests in tests/ui will skip (fail in CI): apt-get install chromium"
         return
     fi
-    say "installing chromium and chromium-driver (apt-get) for the browser tests ..."
+    say "installing chromium (apt-get) for the browser tests ..."
     local log="$ROOT/.tools/apt-chromium.log"
     mkdir -p "$ROOT/.tools"
     # fonts-liberation: a recommended package of chromium, so that pages have text to render
-    if ! apt_install "$log" chromium chromium-driver fonts-liberation; then
+    if ! apt_install "$log" chromium fonts-liberation; then
         tail -n 30 "$log" >&2
-        die "apt-get install chromium chromium-driver fonts-liberation failed; full output in $log"
+        die "apt-get install chromium fonts-liberation failed; full output in $log"
     fi
-    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
-        || die "apt-get installed chromium and chromium-driver, yet chromium or chromedriver is not on PATH"
+    command -v chromium >/dev/null 2>&1 || die "apt-get installed chromium, yet chromium is not on PATH"
     say "browser ready: $(chromium --version 2>/dev/null | head -n1)"
 }
 

@@ -1,8 +1,13 @@
 """What the ui tests share: the address ``almanet ui`` prints, and a headless Chromium.
 
-The browser is Debian's chromium driven by its chromium-driver (selenium). Nothing is downloaded:
-both are the system's (``scripts/setup.sh`` installs them), and the flags keep Chromium off every
-network but loopback.
+The browser is Debian's chromium, driven by playwright (the PyPI package, its own browsers never
+downloaded: ``executable_path`` is the system's chromium, which ``scripts/setup.sh`` installs). The
+flags and a new, empty profile keep Chromium off every network but loopback. (Not selenium: it
+brings trio, and anyio's pytest plugin then runs every anyio test on trio too.)
+
+playwright's sync API keeps an event loop running in the test's thread while the browser is open,
+so these tests do not ``asyncio.run`` anything themselves: they talk to nsqd over HTTP and wait on
+its /stats.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1280,1000",
 )
+TIMEOUT_MS = 15_000  # the page refreshes every second; one discovery takes one
 
 
 def read_url(proc: subprocess.Popen[bytes]) -> str:
@@ -41,19 +46,15 @@ def read_url(proc: subprocess.Popen[bytes]) -> str:
     return json.loads(line)["url"] if line.startswith("{") else line
 
 
-def find_browser() -> tuple[str, str] | None:
-    browser = os.environ.get("ALMANET_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("ALMANET_TEST_CHROMEDRIVER") or shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
+def find_browser() -> str | None:
+    return os.environ.get("ALMANET_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def require_browser() -> tuple[str, str]:
-    """The browser and driver; in CI their absence fails the run (setup.sh must install them)."""
+def require_browser() -> str:
+    """The browser; in CI its absence fails the run (setup.sh must install it)."""
     found = find_browser()
     if found is None:
-        message = (
-            "chromium and chromedriver not found: apt-get install chromium chromium-driver (make setup does it as root)"
-        )
+        message = "chromium not found: apt-get install chromium (make setup does it as root)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -62,19 +63,25 @@ def require_browser() -> tuple[str, str]:
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    """A page of a headless Chromium with a new, empty profile, driven by playwright (sync API)."""
+    from playwright.sync_api import expect, sync_playwright
 
-    browser, driver = require_browser()
+    browser = require_browser()
     profile = tempfile.mkdtemp(prefix="almanet-ui-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    service = Service(executable_path=driver)
-    session = webdriver.Chrome(service=service, options=options)
+    expect.set_options(timeout=TIMEOUT_MS)
     try:
-        yield session
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=browser,
+                headless=True,
+                args=list(FLAGS),
+                viewport={"width": 1400, "height": 1000},
+            )
+            context.set_default_timeout(TIMEOUT_MS)
+            try:
+                yield context.pages[0] if context.pages else context.new_page()
+            finally:
+                context.close()
     finally:
-        session.quit()
         shutil.rmtree(profile, ignore_errors=True)
