@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import _wire
+from . import _deadline, _wire
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._runner import run
@@ -33,6 +33,13 @@ DISCOVERY_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
+class _Unset:
+    """The default of an option whose None means something (off)."""
+
+
+_UNSET = _Unset()
+
+
 @dataclass(frozen=True, slots=True)
 class Procedure:
     uri: str
@@ -41,6 +48,8 @@ class Procedure:
     signature: Signature
     description: str
     tags: tuple[str, ...] = ()
+    # an invocation without a deadline older than this (seconds since nsqd took it) is dropped
+    stale_after: float | None = _deadline.DEFAULT_STALE_AFTER
 
     def describe(self, session_id: str) -> dict[str, Any]:
         """0.7.0's per-procedure discovery reply."""
@@ -53,6 +62,7 @@ class Procedure:
             "description": self.description,
             "payload_json_schema": self.signature.payload.schema(),
             "return_json_schema": self.signature.result.schema(),
+            "stale_after": self.stale_after,
         }
 
 
@@ -68,6 +78,7 @@ class _Running:
     replies: dict[asyncio.Future[None], list[tuple[Message, str]]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     toucher: asyncio.TimerHandle | None = None
+    stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
 
 
 class Service:
@@ -83,7 +94,12 @@ class Service:
         tags: tuple[str, ...] = (),
         lookupd: Sequence[str] | str = (),
         lookupd_interval: float | None = None,
+        stale_after: float | None = _deadline.DEFAULT_STALE_AFTER,
     ) -> None:
+        try:
+            self.stale_after = _deadline.check_stale_after(stale_after)
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
         if prepath:
             try:
                 _wire.check_uri(prepath)
@@ -114,8 +130,18 @@ class Service:
         channel: str | None = None,
         description: str | None = None,
         tags: tuple[str, ...] = (),
+        stale_after: float | _Unset | None = _UNSET,
     ) -> Any:
-        """Register ``async def f(session, payload) -> result`` as ``<prepath>.<name>``."""
+        """Register ``async def f(session, payload) -> result`` as ``<prepath>.<name>``.
+
+        ``stale_after`` (seconds; 0 or None: never) overrides the service's for this procedure:
+        an invocation that carries no caller deadline and waited longer than that in nsqd is
+        finished unrun, since its caller (0.7.0's default timeout is 60 s) has given up.
+        """
+        try:
+            stale = self.stale_after if isinstance(stale_after, _Unset) else _deadline.check_stale_after(stale_after)
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
 
         def register(function: F) -> F:
             local = name or function.__name__
@@ -136,6 +162,7 @@ class Service:
                 signature=inspect_procedure(function),
                 description=description or (function.__doc__ or "").strip(),
                 tags=tuple(tags) or self.tags,
+                stale_after=stale,
             )
             return function
 
@@ -175,6 +202,7 @@ class Service:
                         lambda m, p=procedure: self._on_invocation(p, m),
                         max_in_flight=self.max_concurrency,
                         low_latency=True,
+                        advertise=_wire.DEADLINE_AGENT,
                     )
                 )
             await self._start_discovery(running)
@@ -205,9 +233,10 @@ class Service:
             await session._subscribe(
                 _wire.rpc_topic(_wire.CLIENT_DISCOVERY_URI),
                 _wire.channel_name(session.id),
-                lambda m: self._answer(m, client_reply),
+                lambda m: self._answer(m, {**client_reply, "stale": dict(running.stale)}),
                 max_in_flight=16,
                 low_latency=True,
+                advertise=_wire.DEADLINE_AGENT,
             )
         )
         for procedure in self.procedures.values():
@@ -224,6 +253,7 @@ class Service:
                     lambda m, d=description: self._answer(m, d),
                     max_in_flight=16,
                     low_latency=True,
+                    advertise=_wire.DEADLINE_AGENT,
                 )
             )
 
@@ -261,15 +291,49 @@ class Service:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()
             return
+        expires, why = _deadline.expiry(message.timestamp, invocation.timeout_ms, procedure.stale_after)
+        if expires is not None and time.time() > expires:
+            self._drop_stale(running, procedure, invocation, message, why)
+            return
+        if why != "deadline":
+            expires = None
         # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
         # current_task() and context variables as in any other task.
-        task = running.loop.create_task(self._invoke(running, procedure, invocation, message))
+        task = running.loop.create_task(self._invoke(running, procedure, invocation, message, expires))
         running.tasks[task] = message
         task.add_done_callback(lambda t: running.tasks.pop(t, None))
 
-    async def _invoke(
-        self, running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message
+    @staticmethod
+    def _drop_stale(
+        running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message, why: str
     ) -> None:
+        """Finish, unrun and unanswered, an invocation whose caller has given up (once: FIN)."""
+        message.finish()
+        running.stale[procedure.uri] = running.stale.get(procedure.uri, 0) + 1
+        age = time.time() - message.timestamp / 1e9
+        rule = (
+            f"past its caller's deadline ({invocation.timeout_ms} ms)"
+            if why == "deadline"
+            else f"older than stale_after={procedure.stale_after:g}s"
+        )
+        logger.warning(
+            "dropped a stale invocation of %s unrun: it waited %.1fs in nsqd, %s (call %s)",
+            procedure.uri,
+            age,
+            rule,
+            invocation.id,
+        )
+
+    async def _invoke(
+        self,
+        running: _Running,
+        procedure: Procedure,
+        invocation: _wire.Invocation,
+        message: Message,
+        deadline: float | None = None,
+    ) -> None:
+        if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
+            _deadline.budget.set(deadline)
         signature = procedure.signature
         try:
             args: tuple[Any, ...] = ()

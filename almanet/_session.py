@@ -15,13 +15,17 @@ import collections
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal
 
 import orjson
 
-from . import _wire
-from ._errors import broker_error, invalid_argument, rpc_error, session_state_error
+from . import _deadline, _wire
+from ._brokerstats import StatsReader
+from ._errors import broker_error, invalid_argument, rpc_error, session_state_error, timeout_error
+from ._forensics import CallRecord, explain
+from ._liveness import Liveness
 from ._models import CallResult, ConsumedMessage
 from ._nsq.consumer import Consumer, Message
 from ._nsq.discovery import DEFAULT_LOOKUPD_INTERVAL, LookupdPoller, NSQLookupdError
@@ -162,11 +166,14 @@ class Almanet:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         lookupd: Sequence[str] | str = (),
         lookupd_interval: float = DEFAULT_LOOKUPD_INTERVAL,
+        fail_fast: bool = True,
+        nsqd_http: Sequence[str] | str = (),
     ) -> None:
         lookupd = (lookupd,) if isinstance(lookupd, str) else tuple(dict.fromkeys(lookupd))
         if not lookupd:
             addresses = addresses or (DEFAULT_ADDRESS,)
-        for address in (*addresses, *lookupd):
+        nsqd_http = (nsqd_http,) if isinstance(nsqd_http, str) else tuple(nsqd_http)
+        for address in (*addresses, *lookupd, *nsqd_http):
             try:
                 parse_address(address)
             except ValueError as exc:
@@ -196,6 +203,14 @@ class Almanet:
         self._subscriptions: set[Subscription] = set()
         self._leaving: asyncio.Future[None] | None = None
         self._consumers: set[Consumer] = set()
+        # fail-fast and timeout forensics (docs/protocol.md, "Deadlines" and "Timeouts")
+        self.fail_fast = bool(fail_fast)
+        self._stats = StatsReader(lambda: self.addresses, nsqd_http, lookupd)
+        self._liveness = Liveness(self._stats, fail_fast=self.fail_fast)
+        self._served = self._liveness.served  # topic -> every subscriber understands deadlines
+        self._autopsies: dict[str, CallRecord] = {}
+        self._autopsy_tasks: set[asyncio.Task[None]] = set()  # timed-out calls whose reason is being found
+        self._unreadable_replies: collections.deque[tuple[float, str]] = collections.deque(maxlen=20)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -292,6 +307,7 @@ class Almanet:
     async def _teardown(self) -> None:
         if self._poller is not None:
             await self._poller.close()
+        await self._liveness.close()
         for subscription in list(self._subscriptions):
             await subscription.close()
         # the reply consumer is in self._consumers too: stopping it twice at once would close its
@@ -300,6 +316,9 @@ class Almanet:
         if self._replies is not None:
             consumers.add(self._replies)
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
+        for task in list(self._autopsy_tasks):
+            task.cancel()
+        await asyncio.gather(*self._autopsy_tasks, return_exceptions=True)
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(session_state_error("the session left before the reply came"))
@@ -349,12 +368,19 @@ class Almanet:
         *,
         max_in_flight: int,
         low_latency: bool,
+        advertise: str = "",
     ) -> Consumer:
-        """Start a consumer owned by this session (stopped when it leaves)."""
+        """Start a consumer owned by this session (stopped when it leaves).
+
+        ``advertise`` is appended to the IDENTIFY user_agent: other sessions read it in nsqd's
+        /stats to learn what this subscriber understands (the deadline extension).
+        """
         self._require_open()
         options = self._options
         if low_latency:
             options = _low_latency(options)
+        if advertise:
+            options = dataclasses.replace(options, user_agent=f"{options.user_agent} {advertise}")
         consumer = Consumer(topic, channel, self.addresses, handler, max_in_flight=max_in_flight, options=options)
         try:
             await consumer.start()
@@ -424,9 +450,13 @@ class Almanet:
             reply = _wire.decode_reply(message.body)
         except _wire.WireError as exc:
             logger.warning("ignored a malformed reply on %s: %s", self._reply_topic, exc)
+            self._unreadable_replies.append((time.monotonic(), str(exc)))
             return
         pending = self._pending.get(reply.call_id)
         if pending is None:
+            record = self._autopsies.get(reply.call_id)
+            if record is not None:
+                record.replied()
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.multi:
@@ -444,9 +474,42 @@ class Almanet:
         if pending.multi:
             pending.future.set_result(pending.replies)
         else:
-            pending.future.set_exception(
-                TimeoutError(f"no reply from {pending.uri!r}: no service answered within the timeout")
+            now = time.monotonic()
+            record = self._autopsies[call_id] = CallRecord(now - pending.timeout, now)
+            task = self._loop.create_task(self._autopsy(call_id, pending, record))
+            self._autopsy_tasks.add(task)
+            task.add_done_callback(self._autopsy_tasks.discard)
+
+    async def _autopsy(self, call_id: str, pending: _Pending, record: CallRecord) -> None:
+        """Find why the call timed out (at most ~1 s), then fail it with that reason."""
+        try:
+            error = await explain(
+                pending.uri,
+                self._topic_of(pending.uri),
+                pending.timeout,
+                self._stats,
+                record,
+                lambda since: [text for at, text in self._unreadable_replies if at >= since],
             )
+        except asyncio.CancelledError:
+            error = timeout_error(
+                f"no reply from {pending.uri} within {pending.timeout:g}s"
+                " (the session left before its reason was found)",
+                uri=pending.uri,
+                reason=timeout_error.UNKNOWN,
+            )
+            raise
+        except Exception as exc:  # forensics must never hide the timeout itself
+            logger.exception("finding why the call of %s timed out failed", pending.uri)
+            error = timeout_error(
+                f"no reply from {pending.uri} within {pending.timeout:g}s; why is unknown: {exc}",
+                uri=pending.uri,
+                reason=timeout_error.UNKNOWN,
+            )
+        finally:
+            self._autopsies.pop(call_id, None)
+            if not pending.future.done():
+                pending.future.set_exception(error)
 
     def _topic_of(self, uri: str) -> str:
         topic = self._topics.get(uri)
@@ -459,24 +522,26 @@ class Almanet:
                 self._topics[uri] = topic
         return topic
 
-    def _invocation(self, payload: Any) -> tuple[str, bytes]:
+    def _invocation(self, payload: Any, timeout_ms: int | None = None) -> tuple[str, bytes]:
         """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
         call_id = self._call_ids.next()
         try:
-            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic)
+            body = _wire.encode_invocation(call_id, self.id, payload, self._reply_topic, timeout_ms)
         except _wire.WireError as exc:
             raise invalid_argument(str(exc)) from None
         self._check_size(body, "the payload")
         return call_id, body
 
     def _start_call(
-        self, uri: str, payload: Any, timeout: float | None, multi: bool
+        self, uri: str, payload: Any, timeout: float | None, multi: bool, deadline: bool = False, topic: str = ""
     ) -> tuple[str, asyncio.Future[Any]]:
-        topic = self._topic_of(uri)
+        topic = topic or self._topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
         if timeout <= 0:
             raise invalid_argument("timeout must be positive")
-        call_id, body = self._invocation(payload)
+        if _deadline.budget.get() is not None:  # called from a procedure that has a deadline
+            timeout = self._within_budget(uri, timeout)
+        call_id, body = self._invocation(payload, int(timeout * 1000) if deadline else None)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[call_id] = _Pending(future, uri, multi, timeout)
         assert self._deadlines is not None
@@ -489,6 +554,22 @@ class Almanet:
             published.add_done_callback(self._on_published)
         calls.append(call_id)
         return call_id, future
+
+    @staticmethod
+    def _within_budget(uri: str, timeout: float) -> float:
+        """A nested call gets at most what is left of the calling invocation's deadline."""
+        timeout, capped = _deadline.cap_timeout(timeout, time.time())
+        if capped and timeout <= 0:
+            raise timeout_error(
+                f"no time left to call {uri}: the calling procedure's deadline has passed",
+                uri=uri,
+                reason=timeout_error.BUDGET,
+            )
+        return timeout
+
+    async def _served_check(self, uri: str, refuse: bool = True) -> bool:
+        """Not on the hot path: a topic the liveness cache does not know yet (one /stats read)."""
+        return await self._liveness.check(uri, self._topic_of(uri), refuse=refuse)
 
     async def _wait(self, call_id: str, future: asyncio.Future[Any]) -> Any:
         try:
@@ -514,13 +595,20 @@ class Almanet:
         """Call a procedure and wait for its reply.
 
         Raises the remote ``rpc_error`` (as the caller's own subclass when one has its name),
-        ``TimeoutError`` when no reply comes in time (also when nothing serves ``uri``).
+        ``timeout_error`` (a ``TimeoutError``) when no reply comes in time, with its ``reason``
+        found within about a second more; at once, with nothing sent, when no nsqd has a
+        subscriber for ``uri`` (unless the session was made with ``fail_fast=False``). Inside a
+        procedure, ``timeout`` is capped by what is left of the invocation's own deadline.
         """
         self._require_open()
         if self._replies_ready is None or not self._replies_ready.done():
             await self._ensure_replies()
             self._require_open()  # it may have left meanwhile
-        call_id, future = self._start_call(uri, payload, timeout, multi=False)
+        topic = self._topic_of(uri)
+        deadline = self._served.get(topic)
+        if deadline is None:
+            deadline = await self._served_check(uri)
+        call_id, future = self._start_call(uri, payload, timeout, False, deadline, topic)
         try:
             reply: _wire.Reply = await future
         finally:
@@ -540,7 +628,13 @@ class Almanet:
         self._require_open()
         await self._ensure_replies()
         self._require_open()
-        call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True)
+        deadline = self._served.get(self._topic_of(uri))
+        if deadline is None:
+            try:
+                deadline = await self._served_check(uri)
+            except timeout_error:
+                return []  # nothing serves it: no reply can come
+        call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True, deadline=deadline)
         replies: list[_wire.Reply] = await self._wait(*call)
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
@@ -552,7 +646,12 @@ class Almanet:
         self._require_open()
         topic = self._topic_of(uri)
         _check_delay(delay)
-        call_id, body = self._invocation(payload)
+        # never refused: the point of a delay may be a service that starts later
+        deadline = self._served.get(topic)
+        if deadline is None:
+            deadline = await self._served_check(uri, refuse=False)
+        timeout_ms = int((delay + self.default_timeout) * 1000) if deadline else None
+        call_id, body = self._invocation(payload, timeout_ms)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
         await self._ensure_replies()

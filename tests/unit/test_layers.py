@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "almanet._nsq.errors": 0,
     "almanet._wire": 0,
     "almanet._errors": 0,
+    "almanet._deadline": 0,
     "almanet._config": 0,  # "beside": uses L0 only
     # L1 one socket
     "almanet._nsq.connection": 1,
@@ -38,6 +39,9 @@ RANKS: dict[str, int] = {
     "almanet._nsq": 2,  # the package __init__
     # L3 session
     "almanet._session": 3,
+    "almanet._brokerstats": 3,
+    "almanet._liveness": 3,
+    "almanet._forensics": 3,
     "almanet._models": 3,
     "almanet._runner": 1,
     # L4 service
