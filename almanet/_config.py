@@ -49,6 +49,7 @@ _SCHEMA: dict[str, str] = {
     "tls.key_file": "path",
     "tls.verify": "bool",
     "auth.secret": "secret",
+    "rpc.fail_fast": "bool",
 }
 KEYS: tuple[str, ...] = tuple(_SCHEMA)
 _SECTIONS: dict[str, tuple[str, ...]] = {
@@ -74,6 +75,7 @@ _DEFAULTS: dict[str, Any] = {
     "tls.key_file": None,
     "tls.verify": True,
     "auth.secret": None,
+    "rpc.fail_fast": True,
 }
 
 
@@ -99,6 +101,7 @@ class Settings:
     connect_timeout: float
     tls: TLSSettings
     auth_secret: str | None = dataclasses.field(default=None, repr=False)  # never in logs
+    fail_fast: bool = True  # refuse at once a call nothing serves (see almanet.new_session)
     config_file: Path | None = dataclasses.field(default=None, compare=False)
     sources: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), compare=False, hash=False
@@ -138,6 +141,7 @@ _GETTERS: dict[str, Callable[[Settings], Any]] = {
     "tls.key_file": lambda s: s.tls.key_file,
     "tls.verify": lambda s: s.tls.verify,
     "auth.secret": lambda s: s.auth_secret,
+    "rpc.fail_fast": lambda s: s.fail_fast,
 }
 
 # --------------------------------------------------------------------------- addresses
@@ -456,6 +460,7 @@ def load_settings(
             verify=values["tls.verify"],
         ),
         auth_secret=values["auth.secret"],
+        fail_fast=values["rpc.fail_fast"],
         config_file=config_file,
         sources=MappingProxyType(sources),
     )

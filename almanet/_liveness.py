@@ -31,7 +31,13 @@ def not_served_error(uri: str, snapshot: Snapshot, waited: float | None = None) 
     """The error for a URI nothing serves, with the closest live URI as a hint."""
     topic = _wire.RPC_PREFIX + uri
     live = [t[len(_wire.RPC_PREFIX) :] for t, f in snapshot.topics.items() if f.served and not t.startswith(_INTERNAL)]
-    close = difflib.get_close_matches(uri, live, n=1, cutoff=0.6)
+    # close as a whole and in its last word: "net.a.gone" is not a typo of "net.a.slow"
+    last = uri.rsplit(".", 1)[-1]
+    close = [
+        c
+        for c in difflib.get_close_matches(uri, live, n=3, cutoff=0.6)
+        if difflib.SequenceMatcher(None, last, c.rsplit(".", 1)[-1]).ratio() >= 0.6
+    ][:1]
     facts = snapshot.facts(topic)
     where = ", ".join(snapshot.read)
     text = f"nothing serves {uri} on nsqd {where}"

@@ -42,7 +42,16 @@ class Exit(enum.IntEnum):
     BAD_INPUT = 2
     TIMEOUT = 3
     BROKER = 4
+    # a timeout whose reason is known (almanet.timeout_error.reason); 3 stays "reason unknown"
+    NOT_SERVED = 5
+    QUEUED = 6
+    RUNNING = 7
+    REPLY_LOST = 8
     INTERRUPTED = 130
+
+
+_TIMEOUT_EXITS = {"not_served": Exit.NOT_SERVED, "queued": Exit.QUEUED, "running": Exit.RUNNING}
+_TIMEOUT_EXITS["reply_lost"] = Exit.REPLY_LOST
 
 
 ConfigOption = Annotated[
@@ -133,6 +142,9 @@ def session_options(settings: Any) -> dict[str, Any]:
     15 s), in addition to any ``nsq.nsqd`` given.
     """
     options: dict[str, Any] = {"options": connection_options(settings), "default_timeout": settings.call_timeout}
+    # /stats is read for fail-fast and timeout reasons: the nsqd HTTP addresses, and the switch
+    options["nsqd_http"] = tuple(settings.nsqd_http)
+    options["fail_fast"] = settings.fail_fast
     if settings.lookupd_http:
         options["lookupd"] = tuple(settings.lookupd_http)
     return options
@@ -166,8 +178,11 @@ def exit_on_errors(*, timeout_message: str = "no service answered within the tim
 
     try:
         yield
-    except TimeoutError:
-        fail(timeout_message, Exit.TIMEOUT, label="timeout")
+    except TimeoutError as exc:
+        reason = getattr(exc, "reason", None)
+        if reason is None:
+            fail(timeout_message, Exit.TIMEOUT, label="timeout")
+        fail(str(exc), _TIMEOUT_EXITS.get(reason, Exit.TIMEOUT), label=f"timeout ({reason.replace('_', ' ')})")
     except (invalid_argument, config_error) as exc:
         fail(str(exc), Exit.BAD_INPUT)
     except broker_error as exc:

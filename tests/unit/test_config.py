@@ -227,6 +227,9 @@ verify = false
 
 [auth]
 secret = "s3cret"
+
+[rpc]
+fail_fast = false
 """
 
 
@@ -240,6 +243,7 @@ def test_file_values_and_provenance(env: dict[str, str], cwd: Path) -> None:
     assert settings.connect_timeout == 2.5
     assert settings.tls == TLSSettings(enabled=True, verify=False)
     assert settings.auth_secret == "s3cret"
+    assert settings.fail_fast is False
     expected = dict.fromkeys(KEYS, f"file:{path}")
     for key in ("tls.ca_file", "tls.cert_file", "tls.key_file"):
         expected[key] = "default"
