@@ -122,7 +122,8 @@ class _Deadlines:
         earliest = float("inf")
         for timeout, queue in list(self._queues.items()):
             while queue and queue[0][0] <= now:
-                self._expire(queue.popleft()[1])
+                deadline, call_id = queue.popleft()
+                self._expire(call_id, deadline)
             self.trim(timeout)
             if queue:
                 earliest = min(earliest, queue[0][0])
@@ -467,15 +468,15 @@ class Almanet:
                 pending.future.set_result(reply)
             self._deadlines.trim(pending.timeout)  # type: ignore[union-attr]
 
-    def _expire(self, call_id: str) -> None:
+    def _expire(self, call_id: str, deadline: float) -> None:
         pending = self._pending.pop(call_id, None)
         if pending is None or pending.future.done():
             return
         if pending.multi:
             pending.future.set_result(pending.replies)
         else:
-            now = time.monotonic()
-            record = self._autopsies[call_id] = CallRecord(now - pending.timeout, now)
+            # loop.time() is time.monotonic(): the deadline, not the (later) moment the timer ran
+            record = self._autopsies[call_id] = CallRecord(deadline - pending.timeout, deadline)
             task = self._loop.create_task(self._autopsy(call_id, pending, record))
             self._autopsy_tasks.add(task)
             task.add_done_callback(self._autopsy_tasks.discard)

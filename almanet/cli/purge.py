@@ -8,6 +8,7 @@ nobody listens to are deleted. It shows the plan and asks first, unless ``--yes`
 
 from __future__ import annotations
 
+import sys
 import urllib.parse
 from typing import Annotated, Any
 
@@ -147,11 +148,12 @@ def purge(
     for step in steps:
         print(_describe(step))
     if not yes:
-        try:
-            answer = typer.confirm("purge?", default=False, err=True)
-        except typer.Abort:
+        sys.stderr.write("purge? [y/N] ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
             fail("no answer on stdin: pass --yes to purge without asking", Exit.BAD_INPUT)
-        if not answer:
+        if line.strip().lower() not in ("y", "yes"):
             print("nothing purged")
             return
     with exit_on_errors():

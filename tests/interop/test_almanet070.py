@@ -309,3 +309,76 @@ def test_mixed_070_and_ours_on_one_uri_both_run_and_the_caller_takes_the_first(
         assert result.payload in {"Hello, Aidar!", "Hi from 0.8, Aidar!"}
 
     asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ fail-fast and deadlines with 0.7.0
+
+
+def test_fail_fast_calls_a_070_service_and_services_counts_its_subscriber(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    """0.7.0 subscribes the plain channel ``RPC``: it serves the URI as much as ``RPC#ephemeral`` does."""
+    from tests.cli.conftest import almanet as cli
+    from tests.cli.conftest import nsq_env
+
+    prepath = f"interop070.{new_name('ff')}"
+
+    async def scenario() -> None:
+        async with service070(python070, tmp_path, nsqd, prepath):
+            async with almanet.new_session(nsqd.tcp_address, nsqd_http=nsqd.http_address) as session:
+                result = await session.call(f"{prepath}.greeting", "Aidar", timeout=10)
+                assert result.payload == "Hello, Aidar!"
+                # 0.7.0 does not announce the deadline extension: its invocations stay plain
+                assert session._served[f"_rpc_.{prepath}.greeting"] is False
+                with pytest.raises(almanet.timeout_error) as caught:
+                    await session.call(f"{prepath}.greetin", "x", timeout=10)
+                assert caught.value.reason == "not_served" and f"did you mean {prepath}.greeting?" in str(caught.value)
+            env = nsq_env(tmp_path, nsqd)
+            done = await asyncio.to_thread(cli, "services", "--json", env=env, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            report = json.loads(done.stdout)
+            greeting = next(p for p in report["procedures"] if p["uri"] == f"{prepath}.greeting")
+            assert greeting["subscribers"] == 1 and greeting["problems"] == []
+
+    asyncio.run(scenario())
+
+
+def test_a_uri_served_by_070_and_ours_side_by_side_gets_plain_invocations(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    """The deadline key goes out only when every subscriber announced it: here 0.7.0 has not."""
+    from almanet import _deadline
+
+    prepath = f"interop070.{new_name('dl')}"
+    service = almanet.new_service(prepath=prepath)
+    budgets: list[float | None] = []
+
+    @service.procedure
+    async def greeting(session: almanet.Almanet, payload: str) -> str:
+        budgets.append(_deadline.budget.get())
+        return f"Hi from 0.8, {payload}!"
+
+    @service.procedure
+    async def ours(session: almanet.Almanet, payload: str) -> str:
+        budgets.append(_deadline.budget.get())
+        return payload
+
+    async def scenario() -> None:
+        async with service070(python070, tmp_path, nsqd, prepath):
+            await service.start((nsqd.tcp_address,))
+            try:
+                async with almanet.new_session(nsqd.tcp_address, nsqd_http=nsqd.http_address) as session:
+                    async with tail(nsqd, f"_rpc_._reply_.{session.id}#ephemeral", count=2) as replies:
+                        result = await session.call(f"{prepath}.greeting", "Aidar", timeout=10)
+                        seen = [await replies.next_json(), await replies.next_json()]
+                    # both instances answered: 0.7.0 accepted the (four-key) invocation
+                    assert sorted(r["payload"] for r in seen) == ["Hello, Aidar!", "Hi from 0.8, Aidar!"]
+                    assert result.payload in {"Hello, Aidar!", "Hi from 0.8, Aidar!"}
+                    assert budgets == [None]  # ours got it plain as well
+                    # a URI only ours serves gets the deadline
+                    assert (await session.call(f"{prepath}.ours", "x", timeout=10)).payload == "x"
+                    assert budgets[1] is not None
+            finally:
+                await service.stop()
+
+    asyncio.run(scenario())

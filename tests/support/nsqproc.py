@@ -331,8 +331,7 @@ def _launch(
             popen.wait(timeout=5)
         _LIVE.pop(popen.pid, None)
         return NsqProcessError(
-            f"{tool} {why}\n  command: {' '.join([tool, *args])}\n"
-            f"  log ({log_path}):\n{_log_tail(log_path, offset)}"
+            f"{tool} {why}\n  command: {' '.join([tool, *args])}\n  log ({log_path}):\n{_log_tail(log_path, offset)}"
         )
 
     deadline = time.monotonic() + ready_timeout

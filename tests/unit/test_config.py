@@ -493,10 +493,7 @@ def test_tls_files_relative_to_the_config_file(env: dict[str, str], cwd: Path, t
     ca = write(conf_dir / "certs" / "ca.pem", "x")
     cert = write(conf_dir / "client.pem", "x")
     key = write(conf_dir / "client-key.pem", "x")
-    text = (
-        '[tls]\nenabled = true\nca_file = "certs/ca.pem"\n'
-        'cert_file = "client.pem"\nkey_file = "client-key.pem"\n'
-    )
+    text = '[tls]\nenabled = true\nca_file = "certs/ca.pem"\ncert_file = "client.pem"\nkey_file = "client-key.pem"\n'
     path = write(conf_dir / "almanet.toml", text)
     settings = load_settings(path, env=env, cwd=cwd)
     assert settings.tls == TLSSettings(enabled=True, ca_file=ca, cert_file=cert, key_file=key, verify=True)
