@@ -90,9 +90,9 @@ async def explain(
     if not facts.served:
         if snapshot.complete:
             return not_served_error(uri, snapshot, waited=timeout)
+        seen = f"no subscriber on nsqd {', '.join(snapshot.read)}, but " if snapshot.read else ""
         return timeout_error(
-            f"{head}; why is unknown: no subscriber on nsqd {', '.join(snapshot.read) or '-'}, and "
-            + "; ".join(unread),
+            f"{head}; why is unknown: {seen}" + "; ".join(unread),
             uri=uri,
             reason=timeout_error.UNKNOWN,
             facts=known,

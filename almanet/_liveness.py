@@ -44,7 +44,8 @@ def not_served_error(uri: str, snapshot: Snapshot, waited: float | None = None) 
     if waited is not None:
         text = f"no reply from {uri} within {waited:g}s: " + text
     if facts.depth:
-        text += f" ({facts.depth} invocations wait there; `almanet purge {uri}` drops them)"
+        waiting = "1 invocation waits" if facts.depth == 1 else f"{facts.depth} invocations wait"
+        text += f" ({waiting} there; `almanet purge {uri}` drops them)"
     if close:
         text += f"; did you mean {close[0]}?"
     return timeout_error(

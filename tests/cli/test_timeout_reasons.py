@@ -104,8 +104,8 @@ def test_unknown_exits_3_and_says_what_could_not_be_read(
     (tmp_path / "release").write_text("")
     assert result.returncode == 3, result.stderr
     assert result.stderr.decode().strip() == (
-        f"timeout (unknown): no reply from clirpc.nap within 0.3s; why is unknown: no subscriber on nsqd -,"
-        f" and nsqd {fresh_nsqd.tcp_address}: its HTTP address is unknown (give it with nsqd_http= or nsq.nsqd_http)"
+        f"timeout (unknown): no reply from clirpc.nap within 0.3s; why is unknown: nsqd {fresh_nsqd.tcp_address}:"
+        " its HTTP address is unknown (give it with nsqd_http= or nsq.nsqd_http)"
     )
 
 
