@@ -23,6 +23,12 @@ def _nap(tmp_path: Path, mark: str) -> str:
     return json.dumps({"mark": str(tmp_path / mark), "release": str(tmp_path / "release")})
 
 
+def _call_in_background(env: dict[str, str], tmp_path: Path, mark: str, timeout: float) -> subprocess.Popen[bytes]:
+    """``almanet call clirpc.nap`` left running (the test stops it)."""
+    argv = [*ALMANET, "call", "clirpc.nap", _nap(tmp_path, mark), "--timeout", str(timeout)]
+    return subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 def _idle(nsqd: NsqdProcess, topic: str) -> bool:
     stats = nsqd.topic_stats(topic) or {}
     channels = stats.get("channels") or []
@@ -46,13 +52,7 @@ def test_queued_exits_6_and_the_queued_call_never_runs(
 ) -> None:
     env = nsq_env(tmp_path, fresh_nsqd)
     serve(env, SERVICE, ready_uri="clirpc.whoami")
-    first = subprocess.Popen(
-        [*ALMANET, "call", "clirpc.nap", _nap(tmp_path, "a"), "--timeout", "30"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    first = _call_in_background(env, tmp_path, "a", 30)
     try:
         wait_until((tmp_path / "a").exists, 10, message="the first call did not start")
         result = almanet("call", "clirpc.nap", _nap(tmp_path, "b"), "--timeout", "0.5", env=env, cwd=tmp_path)
@@ -148,22 +148,10 @@ def test_purge_empties_a_served_topic_and_keeps_its_subscribers(
 ) -> None:
     env = nsq_env(tmp_path, fresh_nsqd)
     serve(env, SERVICE, ready_uri="clirpc.whoami")
-    first = subprocess.Popen(
-        [*ALMANET, "call", "clirpc.nap", _nap(tmp_path, "a"), "--timeout", "30"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    first = _call_in_background(env, tmp_path, "a", 30)
     try:
         wait_until((tmp_path / "a").exists, 10, message="the first call did not start")
-        queued = subprocess.Popen(
-            [*ALMANET, "call", "clirpc.nap", _nap(tmp_path, "b"), "--timeout", "3"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        queued = _call_in_background(env, tmp_path, "b", 3)
 
         def depth() -> int:
             channels = (fresh_nsqd.topic_stats("_rpc_.clirpc.nap") or {}).get("channels") or []

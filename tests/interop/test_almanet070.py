@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,55 @@ def test_a_uri_served_by_070_and_ours_side_by_side_gets_plain_invocations(
                 await service.stop()
 
     asyncio.run(scenario())
+
+
+CALL_ONCE_070 = """\
+import asyncio, json, sys
+import almanet
+
+async def main():
+    address, uri, payload, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    async with almanet.new_session(address) as session:
+        try:
+            print(json.dumps({"result": await session.call(uri, payload, timeout=timeout)}))
+        except TimeoutError:
+            print(json.dumps({"timeout": True}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_070_callers_stale_invocation_is_dropped_and_a_fresh_one_answered(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    prepath = f"interop070.{new_name('stale')}"
+    uri = f"{prepath}.charge"
+    ran: list[str] = []
+    service = almanet.new_service(prepath=prepath, stale_after=0.5)
+
+    @service.procedure
+    async def charge(session: almanet.Almanet, payload: str) -> str:
+        ran.append(payload)
+        return f"charged {payload}"
+
+    async def call070(payload: str, timeout: str) -> dict[str, Any]:
+        done = await run070(python070, tmp_path, "call070.py", CALL_ONCE_070, nsqd.tcp_address, uri, payload, timeout)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    async def scenario() -> None:
+        # nothing serves it yet: 0.7.0 publishes anyway, gives up after 0.3 s, the invocation waits
+        assert await call070("card-1", "0.3") == {"timeout": True}
+        stats = nsqd.topic_stats(f"_rpc_.{uri}") or {}
+        assert stats.get("depth") == 1
+        published = time.time()
+        await asyncio.to_thread(wait_until, lambda: time.time() > published + 0.6, 5, message="clock")
+        await service.start((nsqd.tcp_address,))
+        try:
+            assert await call070("card-2", "10") == {"result": "charged card-2"}
+            assert service._running is not None and service._running.stale == {uri: 1}
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+    assert ran == ["card-2"]
