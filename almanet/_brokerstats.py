@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from ._nsq.options import parse_address
 __all__ = ["DEFAULT_STATS_TIMEOUT", "Snapshot", "StatsReader", "TopicFacts", "parse_stats"]
 
 DEFAULT_STATS_TIMEOUT = 1.0
+GUESS_RETRY = 30.0  # seconds before a wrong or unanswered TCP-port+1 guess is tried again
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
 
 
@@ -117,15 +119,20 @@ class StatsReader:
         self._lookupd = tuple(lookupd)
         self.timeout = timeout
         self._http: dict[tuple[str, int], str] = {}  # nsqd TCP key -> its HTTP address
-        self._probed: set[str] = set()  # HTTP addresses whose /info matched or is known not to
-        self._reads: dict[str | None, asyncio.Future[Snapshot]] = {}
+        self._probed: dict[str, float] = {}  # HTTP address -> when its /info was asked (answered or not)
+        self._reads: dict[tuple[str | None, bool], asyncio.Future[Snapshot]] = {}
 
-    async def snapshot(self, topic: str | None = None) -> Snapshot:
-        """All RPC topics (or one), shared with any read of the same already under way."""
-        running = self._reads.get(topic)
+    async def snapshot(self, topic: str | None = None, *, clients: bool = True) -> Snapshot:
+        """One topic (or every RPC topic), shared with any read of the same already under way.
+
+        ``clients=False`` leaves out each subscriber's details (its user_agent): a much smaller
+        document, enough to count subscribers but not to tell whether they know deadlines.
+        """
+        key = (topic, clients)
+        running = self._reads.get(key)
         if running is None:
-            running = self._reads[topic] = asyncio.ensure_future(self._read(topic))
-            running.add_done_callback(lambda _: self._reads.pop(topic, None))
+            running = self._reads[key] = asyncio.ensure_future(self._read(topic, clients))
+            running.add_done_callback(lambda _: self._reads.pop(key, None))
         return await asyncio.shield(running)
 
     async def _get(self, address: str, path: str) -> Any:
@@ -137,9 +144,9 @@ class StatsReader:
             info = await self._get(http, "/info")
         except NSQHTTPError:
             if expect is not None:
-                self._probed.add(http)  # a wrong guess stays wrong: do not ask again
+                self._probed[http] = time.monotonic()  # not again before GUESS_RETRY
             return
-        self._probed.add(http)
+        self._probed[http] = time.monotonic() if expect is not None else math.inf
         port = info.get("tcp_port") if isinstance(info, dict) else None
         if not isinstance(port, int):
             return
@@ -165,7 +172,7 @@ class StatsReader:
 
     async def _resolve(self) -> tuple[dict[str, str], list[str]]:
         """TCP address -> HTTP address for each nsqd of the session, and the ones with none."""
-        fresh = [h for h in self._given if h not in self._probed]
+        fresh = [h for h in self._given if self._probed.get(h) != math.inf]
         if fresh:
             await asyncio.gather(*(self._info(h) for h in fresh))
         tcp = list(dict.fromkeys(self._addresses()))
@@ -181,7 +188,7 @@ class StatsReader:
         for address in missing:
             host, port = parse_address(address)
             guess = f"[{host}]:{port + 1}" if ":" in host else f"{host}:{port + 1}"
-            if guess not in self._probed and port < 65535:
+            if time.monotonic() - self._probed.get(guess, -math.inf) > GUESS_RETRY and port < 65535:
                 guesses.append(self._info(guess, expect=keys[address]))
         if guesses:
             await asyncio.gather(*guesses)
@@ -193,9 +200,11 @@ class StatsReader:
         ]
         return found, unread
 
-    async def _read(self, topic: str | None) -> Snapshot:
+    async def _read(self, topic: str | None, clients: bool) -> Snapshot:
         found, unread = await self._resolve()
         query: dict[str, str] = {"format": "json", "include_mem": "false"}
+        if not clients:
+            query["include_clients"] = "false"
         if topic is not None:
             query["topic"] = topic
         path = "/stats?" + urllib.parse.urlencode(query)

@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_REFRESH_INTERVAL", "Liveness", "not_served_error"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_INTERVAL = 5.0
+CHECK_TIMEOUT = 1.0
+REFRESH_TOPICS = 64  # topics re-read per round, one small /stats?topic= each
 
 
 def not_served_error(uri: str, snapshot: Snapshot, waited: float | None = None) -> timeout_error:
@@ -72,14 +74,18 @@ class Liveness:
 
     async def check(self, uri: str, topic: str, *, refuse: bool = True) -> bool:
         """For a topic not in ``served``: whether the deadline may be sent; refuses an unserved URI."""
-        snapshot = await self.reader.snapshot(topic)
+        try:  # bounded: a first call must not wait long for an HTTP API that does not answer
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                snapshot = await self.reader.snapshot(topic)
+        except TimeoutError:
+            snapshot = Snapshot({}, [], [f"nsqd /stats did not answer within {CHECK_TIMEOUT:g}s"], 0.0)
         facts = snapshot.topics.get(topic)
         if facts is not None and facts.served:
             self._remember(topic, facts.capable)
             return facts.capable
         if snapshot.complete:
             if self.fail_fast and refuse:
-                raise not_served_error(uri, await self.reader.snapshot())
+                raise not_served_error(uri, await self.reader.snapshot(clients=False))
             self._remember(topic, False)  # queued for a service that starts later, plain
             return False
         if not self._told_unread:
@@ -99,20 +105,23 @@ class Liveness:
             self._refresher = asyncio.ensure_future(self._refresh())
 
     async def _refresh(self) -> None:
+        """Re-read the known topics (one filtered /stats each: a whole /stats with every client of a
+        busy nsqd is large), oldest first when there are more than a round takes."""
         while self.served:
             await asyncio.sleep(self.interval)
-            try:
-                snapshot = await self.reader.snapshot()
-            except Exception:  # never let the background task die on a surprise; log it
-                logger.exception("reading nsqd /stats for fail-fast failed")
-                continue
-            for topic in list(self.served):
+            topics = list(self.served)[:REFRESH_TOPICS]
+            results = await asyncio.gather(*(self.reader.snapshot(t) for t in topics), return_exceptions=True)
+            for topic, snapshot in zip(topics, results, strict=True):
+                if isinstance(snapshot, BaseException):  # never let the task die on a surprise
+                    logger.error("reading nsqd /stats of %s for fail-fast failed: %r", topic, snapshot)
+                    continue
                 facts = snapshot.topics.get(topic)
                 if facts is not None and facts.served:
+                    self.served.pop(topic, None)  # to the end: the next round starts with others
                     self.served[topic] = facts.capable
                 elif snapshot.complete:
                     # gone (or never there): the next call asks again, and fails fast if still so
-                    del self.served[topic]
+                    self.served.pop(topic, None)
 
     async def close(self) -> None:
         if self._refresher is not None:

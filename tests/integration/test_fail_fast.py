@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 import almanet
-from tests.integration._aio import joined, run, serving
+from tests.integration._aio import joined, run, serving, wait_for_async
 from tests.support.nsqproc import NsqdProcess, NsqlookupdProcess, free_port, wait_until
 
 
@@ -151,3 +151,25 @@ def test_nsqd_http_is_checked_like_every_address() -> None:
         almanet.new_session("localhost:4150", nsqd_http="nonsense")
     # a closed port is a valid address: it only makes the verdict unknown
     almanet.new_session("localhost:4150", nsqd_http=f"127.0.0.1:{free_port()}")
+
+
+def test_a_service_that_went_away_is_noticed_in_the_background(
+    nsqd: NsqdProcess, unique_name: Callable[..., str]
+) -> None:
+    prepath = unique_name("ffgone")
+    service = _greeter(nsqd.tcp_address, prepath=prepath)
+    topic = f"_rpc_.{prepath}.greeting"
+
+    async def scenario() -> None:
+        async with joined(nsqd.tcp_address, nsqd_http=nsqd.http_address) as session:
+            session._liveness.interval = 0.1  # the background re-read, every 5 s by default
+            async with serving(service):
+                assert (await session.call(f"{prepath}.greeting", "x")).payload == "Hello, x!"
+                assert session._served == {topic: True}  # ours announce the deadline extension
+            await wait_for_async(lambda: topic not in session._served, 5, message="the cache kept it")
+            started = time.monotonic()
+            with pytest.raises(almanet.timeout_error) as caught:
+                await session.call(f"{prepath}.greeting", "x", timeout=30)
+            assert time.monotonic() - started < 1.0 and caught.value.reason == "not_served"
+
+    run(scenario())
