@@ -56,7 +56,7 @@ async def explain(
     end = record.deadline + GRACE
 
     def late() -> timeout_error:
-        lateness = (record.late_reply_at or time.monotonic()) - record.deadline
+        lateness = max(0.0, (record.late_reply_at or time.monotonic()) - record.deadline)
         return timeout_error(
             f"{head}: the reply came {lateness:.2f}s after the deadline (the procedure, or the way back, is too"
             " slow for this timeout)",

@@ -568,9 +568,13 @@ class Almanet:
             )
         return timeout
 
-    async def _served_check(self, uri: str, refuse: bool = True) -> bool:
+    async def _served_check(self, uri: str, timeout: float | None, refuse: bool = True) -> bool:
         """Not on the hot path: a topic the liveness cache does not know yet (one /stats read)."""
-        return await self._liveness.check(uri, self._topic_of(uri), refuse=refuse)
+        if timeout is not None and not timeout > 0:  # bad input first, before asking nsqd anything
+            raise invalid_argument("timeout must be positive")
+        deadline = await self._liveness.check(uri, self._topic_of(uri), refuse=refuse)
+        self._require_open()  # it may have left meanwhile
+        return deadline
 
     async def _wait(self, call_id: str, future: asyncio.Future[Any]) -> Any:
         try:
@@ -608,7 +612,7 @@ class Almanet:
         topic = self._topic_of(uri)
         deadline = self._served.get(topic)
         if deadline is None:
-            deadline = await self._served_check(uri)
+            deadline = await self._served_check(uri, timeout)
         call_id, future = self._start_call(uri, payload, timeout, False, deadline, topic)
         try:
             reply: _wire.Reply = await future
@@ -632,7 +636,7 @@ class Almanet:
         deadline = self._served.get(self._topic_of(uri))
         if deadline is None:
             try:
-                deadline = await self._served_check(uri)
+                deadline = await self._served_check(uri, timeout)
             except timeout_error:
                 return []  # nothing serves it: no reply can come
         call = self._start_call(uri, payload, timeout if timeout is not None else 3.0, multi=True, deadline=deadline)
@@ -650,7 +654,7 @@ class Almanet:
         # never refused: the point of a delay may be a service that starts later
         deadline = self._served.get(topic)
         if deadline is None:
-            deadline = await self._served_check(uri, refuse=False)
+            deadline = await self._served_check(uri, None, refuse=False)
         timeout_ms = int((delay + self.default_timeout) * 1000) if deadline else None
         call_id, body = self._invocation(payload, timeout_ms)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
