@@ -11,14 +11,19 @@ rather than this one invocation, which is as close as the broker lets anyone loo
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ._brokerstats import StatsReader
 from ._errors import timeout_error
 from ._liveness import not_served_error
 
-__all__ = ["GRACE", "CallRecord", "explain"]
+__all__ = ["GRACE", "Autopsies", "CallRecord", "explain"]
+
+logger = logging.getLogger(__name__)
 
 GRACE = 1.0  # seconds a timed-out call may take to say why
 
@@ -141,3 +146,65 @@ async def explain(
         reason=timeout_error.REPLY_LOST,
         facts=known,
     )
+
+
+class Autopsies:
+    """The timed-out calls of one caller whose reason is being found, and what it saw meanwhile.
+
+    The caller hands over a call at its deadline (``start``), tells of replies that came for
+    calls no longer pending (``replied``) and of replies it could not read (``unreadable``);
+    each call's future gets its ``timeout_error`` once ``explain`` is done.
+    """
+
+    def __init__(self, reader: StatsReader | None) -> None:
+        self.reader = reader
+        self._records: dict[str, CallRecord] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unreadable: collections.deque[tuple[float, str]] = collections.deque(maxlen=20)
+
+    def __bool__(self) -> bool:
+        return bool(self._records)
+
+    def unreadable(self, text: str) -> None:
+        self._unreadable.append((time.monotonic(), text))
+
+    def replied(self, call_id: str) -> None:
+        record = self._records.get(call_id)
+        if record is not None:
+            record.replied()
+
+    def start(
+        self, call_id: str, uri: str, topic: str, timeout: float, deadline: float, future: asyncio.Future[Any]
+    ) -> None:
+        """``deadline`` is the call's, in ``time.monotonic()`` (= ``loop.time()``) seconds."""
+        record = self._records[call_id] = CallRecord(deadline - timeout, deadline)
+        task = asyncio.get_running_loop().create_task(self._run(call_id, uri, topic, timeout, record, future))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self, call_id: str, uri: str, topic: str, timeout: float, record: CallRecord, future: asyncio.Future[Any]
+    ) -> None:
+        head = f"no reply from {uri} within {timeout:g}s"
+        try:
+            error = await explain(uri, topic, timeout, self.reader, record, self._unreadable_since)
+        except asyncio.CancelledError:
+            error = timeout_error(
+                f"{head} (the session left before its reason was found)", uri=uri, reason=timeout_error.UNKNOWN
+            )
+            raise
+        except Exception as exc:  # finding the reason must never hide the timeout itself
+            logger.exception("finding why the call of %s timed out failed", uri)
+            error = timeout_error(f"{head}; why is unknown: {exc}", uri=uri, reason=timeout_error.UNKNOWN)
+        finally:
+            self._records.pop(call_id, None)
+            if not future.done():
+                future.set_exception(error)
+
+    def _unreadable_since(self, since: float) -> list[str]:
+        return [text for at, text in self._unreadable if at >= since]
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

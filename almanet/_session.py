@@ -24,7 +24,7 @@ import orjson
 from . import _deadline, _wire
 from ._brokerstats import StatsReader
 from ._errors import broker_error, invalid_argument, rpc_error, session_state_error, timeout_error
-from ._forensics import CallRecord, explain
+from ._forensics import Autopsies
 from ._liveness import Liveness
 from ._models import CallResult, ConsumedMessage
 from ._nsq.consumer import Consumer, Message
@@ -209,9 +209,7 @@ class Almanet:
         self._stats = StatsReader(lambda: self.addresses, nsqd_http, lookupd)
         self._liveness = Liveness(self._stats, fail_fast=self.fail_fast)
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
-        self._autopsies: dict[str, CallRecord] = {}
-        self._autopsy_tasks: set[asyncio.Task[None]] = set()  # timed-out calls whose reason is being found
-        self._unreadable_replies: collections.deque[tuple[float, str]] = collections.deque(maxlen=20)
+        self._autopsies = Autopsies(self._stats)  # timed-out calls whose reason is being found
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -317,9 +315,7 @@ class Almanet:
         if self._replies is not None:
             consumers.add(self._replies)
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
-        for task in list(self._autopsy_tasks):
-            task.cancel()
-        await asyncio.gather(*self._autopsy_tasks, return_exceptions=True)
+        await self._autopsies.close()
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(session_state_error("the session left before the reply came"))
@@ -451,13 +447,12 @@ class Almanet:
             reply = _wire.decode_reply(message.body)
         except _wire.WireError as exc:
             logger.warning("ignored a malformed reply on %s: %s", self._reply_topic, exc)
-            self._unreadable_replies.append((time.monotonic(), str(exc)))
+            self._autopsies.unreadable(str(exc))
             return
         pending = self._pending.get(reply.call_id)
         if pending is None:
-            record = self._autopsies.get(reply.call_id)
-            if record is not None:
-                record.replied()
+            if self._autopsies:
+                self._autopsies.replied(reply.call_id)
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.multi:
@@ -475,42 +470,9 @@ class Almanet:
         if pending.multi:
             pending.future.set_result(pending.replies)
         else:
-            # loop.time() is time.monotonic(): the deadline, not the (later) moment the timer ran
-            record = self._autopsies[call_id] = CallRecord(deadline - pending.timeout, deadline)
-            task = self._loop.create_task(self._autopsy(call_id, pending, record))
-            self._autopsy_tasks.add(task)
-            task.add_done_callback(self._autopsy_tasks.discard)
-
-    async def _autopsy(self, call_id: str, pending: _Pending, record: CallRecord) -> None:
-        """Find why the call timed out (at most ~1 s), then fail it with that reason."""
-        try:
-            error = await explain(
-                pending.uri,
-                self._topic_of(pending.uri),
-                pending.timeout,
-                self._stats,
-                record,
-                lambda since: [text for at, text in self._unreadable_replies if at >= since],
-            )
-        except asyncio.CancelledError:
-            error = timeout_error(
-                f"no reply from {pending.uri} within {pending.timeout:g}s"
-                " (the session left before its reason was found)",
-                uri=pending.uri,
-                reason=timeout_error.UNKNOWN,
-            )
-            raise
-        except Exception as exc:  # forensics must never hide the timeout itself
-            logger.exception("finding why the call of %s timed out failed", pending.uri)
-            error = timeout_error(
-                f"no reply from {pending.uri} within {pending.timeout:g}s; why is unknown: {exc}",
-                uri=pending.uri,
-                reason=timeout_error.UNKNOWN,
-            )
-        finally:
-            self._autopsies.pop(call_id, None)
-            if not pending.future.done():
-                pending.future.set_exception(error)
+            # the deadline (loop.time() is time.monotonic()), not the later moment the timer ran
+            topic = self._topic_of(pending.uri)
+            self._autopsies.start(call_id, pending.uri, topic, pending.timeout, deadline, pending.future)
 
     def _topic_of(self, uri: str) -> str:
         topic = self._topics.get(uri)
