@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _wire
+from ._nsq.address import Address
 from ._nsq.http import NSQHTTPError, request_json
-from ._nsq.options import parse_address
 
 __all__ = ["DEFAULT_STATS_TIMEOUT", "Snapshot", "StatsReader", "TopicFacts", "parse_stats"]
 
@@ -150,7 +150,7 @@ class StatsReader:
         port = info.get("tcp_port") if isinstance(info, dict) else None
         if not isinstance(port, int):
             return
-        host = parse_address(http)[0]
+        host = Address.parse(http)[0]
         key = _key(host, port)
         if expect is None or key == expect:
             self._http.setdefault(key, http)
@@ -178,7 +178,7 @@ class StatsReader:
         tcp = list(dict.fromkeys(self._addresses()))
         keys = {}
         for address in tcp:
-            host, port = parse_address(address)
+            host, port = Address.parse(address)
             keys[address] = _key(host, port)
         missing = [a for a in tcp if keys[a] not in self._http]
         if missing and self._lookupd:
@@ -186,7 +186,7 @@ class StatsReader:
             missing = [a for a in missing if keys[a] not in self._http]
         guesses = []
         for address in missing:
-            host, port = parse_address(address)
+            host, port = Address.parse(address)
             guess = f"[{host}]:{port + 1}" if ":" in host else f"{host}:{port + 1}"
             if time.monotonic() - self._probed.get(guess, -math.inf) > GUESS_RETRY and port < 65535:
                 guesses.append(self._info(guess, expect=keys[address]))

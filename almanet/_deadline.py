@@ -11,12 +11,15 @@ import contextvars
 import math
 from typing import Literal
 
+from ._errors import invalid_argument
+
 __all__ = [
     "DEFAULT_STALE_AFTER",
     "budget",
     "cap_timeout",
     "check_stale_after",
     "expiry",
+    "judge",
 ]
 
 DEFAULT_STALE_AFTER = 60.0  # 0.7.0's default call timeout: its callers have given up by then
@@ -34,7 +37,7 @@ def check_stale_after(value: float | None) -> float | None:
     if value is None or value == 0:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"stale_after must be a positive number of seconds, 0 or None (off), not {value!r}")
+        raise invalid_argument(f"stale_after must be a positive number of seconds, 0 or None (off), not {value!r}")
     return float(value)
 
 
@@ -51,6 +54,25 @@ def expiry(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None)
     if stale_after is not None:
         return sent + stale_after, "stale_after"
     return None, ""
+
+
+def judge(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, now: float) -> tuple[float | None, str]:
+    """(the budget to run it with, why it is stale): a service's verdict on one invocation.
+
+    The budget is the caller's deadline (None without one); the reason is "" for a fresh
+    invocation, else a phrase for the log line: its age and the rule it broke.
+    """
+    expires, rule = expiry(timestamp_ns, timeout_ms, stale_after)
+    budget = expires if rule == "deadline" else None
+    if expires is None or now <= expires:
+        return budget, ""
+    age = now - timestamp_ns / 1e9
+    broke = (
+        f"past its caller's deadline ({timeout_ms} ms)"
+        if rule == "deadline"
+        else f"older than stale_after={stale_after:g}s"
+    )
+    return budget, f"it waited {age:.1f}s in nsqd, {broke}"
 
 
 def cap_timeout(timeout: float, now: float) -> tuple[float, bool]:

@@ -153,13 +153,13 @@ class Autopsies:
 
     The caller hands over a call at its deadline (``start``), tells of replies that came for
     calls no longer pending (``replied``) and of replies it could not read (``unreadable``);
-    each call's future gets its ``timeout_error`` once ``explain`` is done.
+    each call's future gets its ``timeout_error`` once ``explain`` is done, or at ``close()``.
     """
 
     def __init__(self, reader: StatsReader | None) -> None:
         self.reader = reader
         self._records: dict[str, CallRecord] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], tuple[asyncio.Future[Any], str, float]] = {}
         self._unreadable: collections.deque[tuple[float, str]] = collections.deque(maxlen=20)
 
     def __bool__(self) -> bool:
@@ -179,32 +179,38 @@ class Autopsies:
         """``deadline`` is the call's, in ``time.monotonic()`` (= ``loop.time()``) seconds."""
         record = self._records[call_id] = CallRecord(deadline - timeout, deadline)
         task = asyncio.get_running_loop().create_task(self._run(call_id, uri, topic, timeout, record, future))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = (future, uri, timeout)
+        task.add_done_callback(lambda t: self._tasks.pop(t, None))
 
     async def _run(
         self, call_id: str, uri: str, topic: str, timeout: float, record: CallRecord, future: asyncio.Future[Any]
     ) -> None:
-        head = f"no reply from {uri} within {timeout:g}s"
         try:
             error = await explain(uri, topic, timeout, self.reader, record, self._unreadable_since)
-        except asyncio.CancelledError:
-            error = timeout_error(
-                f"{head} (the session left before its reason was found)", uri=uri, reason=timeout_error.UNKNOWN
-            )
-            raise
         except Exception as exc:  # finding the reason must never hide the timeout itself
             logger.exception("finding why the call of %s timed out failed", uri)
-            error = timeout_error(f"{head}; why is unknown: {exc}", uri=uri, reason=timeout_error.UNKNOWN)
+            error = timeout_error(
+                f"no reply from {uri} within {timeout:g}s; why is unknown: {exc}", uri=uri, reason=timeout_error.UNKNOWN
+            )
         finally:
             self._records.pop(call_id, None)
-            if not future.done():
-                future.set_exception(error)
+        if not future.done():
+            future.set_exception(error)
 
     def _unreadable_since(self, since: float) -> list[str]:
         return [text for at, text in self._unreadable if at >= since]
 
-    async def close(self) -> None:
-        for task in list(self._tasks):
+    def close(self) -> None:
+        """The session leaves: every call still being examined fails now, its reason unknown."""
+        for task, (future, uri, timeout) in list(self._tasks.items()):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not future.done():
+                future.set_exception(
+                    timeout_error(
+                        f"no reply from {uri} within {timeout:g}s (the session left before its reason was found)",
+                        uri=uri,
+                        reason=timeout_error.UNKNOWN,
+                    )
+                )
+        self._tasks.clear()
+        self._records.clear()

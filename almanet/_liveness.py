@@ -12,7 +12,6 @@ could not be read, the call goes ahead as before: fail-fast never refuses on a g
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import difflib
 import logging
 
@@ -123,8 +122,6 @@ class Liveness:
                     # gone (or never there): the next call asks again, and fails fast if still so
                     self.served.pop(topic, None)
 
-    async def close(self) -> None:
+    def close(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher

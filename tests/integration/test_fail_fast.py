@@ -62,7 +62,7 @@ def test_with_two_nsqd_a_uri_served_on_either_is_not_refused_and_one_served_nowh
             joined(a.tcp_address, b.tcp_address, nsqd_http=(a.http_address, b.http_address)) as s,
         ):
             # the subscriber is on b only: not "nobody serves" (the call itself may queue on a)
-            assert await s._served_check(f"{prepath}.greeting", None) is True
+            assert await s._caller.served(f"{prepath}.greeting", None) is True
             with pytest.raises(almanet.timeout_error) as caught:
                 await s.call(f"{prepath}.nobody", timeout=30)
             assert caught.value.reason == "not_served"
@@ -147,7 +147,7 @@ def test_multicall_of_a_uri_nothing_serves_returns_nothing_at_once(
 
 
 def test_nsqd_http_is_checked_like_every_address() -> None:
-    with pytest.raises(almanet.invalid_argument, match="not of the form host:port"):
+    with pytest.raises(almanet.invalid_argument, match="has no port; write host:port"):
         almanet.new_session("localhost:4150", nsqd_http="nonsense")
     # a closed port is a valid address: it only makes the verdict unknown
     almanet.new_session("localhost:4150", nsqd_http=f"127.0.0.1:{free_port()}")
@@ -162,11 +162,11 @@ def test_a_service_that_went_away_is_noticed_in_the_background(
 
     async def scenario() -> None:
         async with joined(nsqd.tcp_address, nsqd_http=nsqd.http_address) as session:
-            session._liveness.interval = 0.1  # the background re-read, every 5 s by default
+            session._caller._liveness.interval = 0.1  # the background re-read, every 5 s by default
             async with serving(service):
                 assert (await session.call(f"{prepath}.greeting", "x")).payload == "Hello, x!"
-                assert session._served == {topic: True}  # ours announce the deadline extension
-            await wait_for_async(lambda: topic not in session._served, 5, message="the cache kept it")
+                assert session._caller._served == {topic: True}  # ours announce the deadline extension
+            await wait_for_async(lambda: topic not in session._caller._served, 5, message="the cache kept it")
             started = time.monotonic()
             with pytest.raises(almanet.timeout_error) as caught:
                 await session.call(f"{prepath}.greeting", "x", timeout=30)

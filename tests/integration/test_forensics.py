@@ -92,7 +92,7 @@ def test_a_reply_after_the_deadline_is_reported_as_late(nsqd: NsqdProcess, uniqu
                 message = await anext(messages)
                 await message.commit()  # finished first: nothing waits or runs any more
                 # answered only once the caller's deadline has passed (its forensics started)
-                await wait_for_async(lambda: s._autopsies, 5, message="the call did not time out")
+                await wait_for_async(lambda: s._caller._autopsies, 5, message="the call did not time out")
                 invocation = message.body
                 reply = {"call_id": invocation["id"], "is_error": False, "payload": 1}
                 await server.produce(invocation["reply_topic"], reply)

@@ -330,7 +330,7 @@ def test_fail_fast_calls_a_070_service_and_services_counts_its_subscriber(
                 result = await session.call(f"{prepath}.greeting", "Aidar", timeout=10)
                 assert result.payload == "Hello, Aidar!"
                 # 0.7.0 does not announce the deadline extension: its invocations stay plain
-                assert session._served[f"_rpc_.{prepath}.greeting"] is False
+                assert session._caller._served[f"_rpc_.{prepath}.greeting"] is False
                 with pytest.raises(almanet.timeout_error) as caught:
                     await session.call(f"{prepath}.greetin", "x", timeout=10)
                 assert caught.value.reason == "not_served" and f"did you mean {prepath}.greeting?" in str(caught.value)

@@ -100,7 +100,7 @@ def test_stats_a_topic_without_channel_is_unserved_with_its_depth() -> None:
 def test_services_counts_a_070_subscriber_on_plain_rpc() -> None:
     instance = {"client": "c" * 32, "version": 0, "routes": ["net.x/RPC"]}
     node = _stats(_channel("RPC", "ansq/0.3.0"))
-    report = build_report([instance], {"a:4151": node}, [])
+    report = build_report([_wire.decode_discovery(instance)], {"a:4151": node}, [])
     (entry,) = report["procedures"]
     assert entry["subscribers"] == 1 and entry["problems"] == [] and entry["stale"] == 0
 
@@ -111,5 +111,5 @@ def test_services_sums_stale_drops_over_instances() -> None:
         for c, n in (("a", 2), ("b", 3))
     ]
     node = _stats(_channel("RPC#ephemeral", "x", "y"))
-    (entry,) = build_report(replies, {"a:4151": node}, [])["procedures"]
+    (entry,) = build_report([_wire.decode_discovery(r) for r in replies], {"a:4151": node}, [])["procedures"]
     assert entry["stale"] == 5 and entry["problems"] == ["5 stale invocations dropped unrun"]
