@@ -23,6 +23,7 @@ from ._liveness import Liveness
 from ._models import CallResult
 from ._nsq.consumer import Consumer, Message
 from ._nsq.errors import NSQError
+from ._trace import CallTrace
 
 __all__ = ["REPLY_MAX_IN_FLIGHT", "Caller", "remote_error"]
 
@@ -118,14 +119,17 @@ class _Deadlines:
 class _Pending:
     """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
 
-    __slots__ = ("future", "multi", "replies", "timeout", "uri")
+    __slots__ = ("future", "multi", "replies", "timeout", "trace", "uri")
 
-    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float) -> None:
+    def __init__(
+        self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float, trace: CallTrace | None = None
+    ) -> None:
         self.future = future
         self.uri = uri
         self.multi = multi
         self.timeout = timeout
         self.replies: list[_wire.Reply] = []
+        self.trace = trace
 
 
 class Caller:
@@ -226,6 +230,8 @@ class Caller:
                 self._autopsies.replied(reply.call_id)
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
+        if pending.trace is not None:
+            pending.trace.replied(message.address)
         if pending.multi:
             pending.replies.append(reply)
         else:
@@ -267,7 +273,14 @@ class Caller:
         return call_id, body
 
     def _start(
-        self, uri: str, payload: Any, timeout: float | None, multi: bool, deadline: bool = False, topic: str = ""
+        self,
+        uri: str,
+        payload: Any,
+        timeout: float | None,
+        multi: bool,
+        trace: CallTrace | None = None,
+        deadline: bool = False,
+        topic: str = "",
     ) -> tuple[str, asyncio.Future[Any]]:
         """Register the call and publish it, with no await in between (wire order, one MPUB a tick).
 
@@ -281,9 +294,13 @@ class Caller:
             timeout = _within_budget(uri, timeout)
         call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending[call_id] = _Pending(future, uri, multi, timeout)
+        self._pending[call_id] = _Pending(future, uri, multi, timeout, trace)
         self._deadlines.add(timeout, call_id)
+        if trace is not None:
+            trace.started(call_id, topic, self.reply_topic)
         published = self.broker.publish_nowait(topic, body)
+        if trace is not None:
+            published.add_done_callback(trace.on_published)
         # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
         calls = self._publishing.get(published)
         if calls is None:
@@ -334,13 +351,15 @@ class Caller:
         """The deadline of a delayed invocation: its delay, then the session's default timeout."""
         return int((delay + self.default_timeout) * 1000)
 
-    async def call(self, uri: str, payload: Any, timeout: float | None) -> CallResult[Any]:
+    async def call(
+        self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
+    ) -> CallResult[Any]:
         """One reply; the reply subscription must be ready (``ensure_replies``)."""
         topic = self.topic_of(uri)
         deadline = self._served.get(topic)
         if deadline is None:
             deadline = await self.served(uri, timeout)
-        call_id, future = self._start(uri, payload, timeout, False, deadline, topic)
+        call_id, future = self._start(uri, payload, timeout, False, trace, deadline, topic)
         try:  # _wait inlined: one coroutine less per call
             reply: _wire.Reply = await future
         finally:
@@ -350,14 +369,16 @@ class Caller:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
 
-    async def multicall(self, uri: str, payload: Any, timeout: float) -> list[CallResult[Any] | rpc_error]:
+    async def multicall(
+        self, uri: str, payload: Any, timeout: float, trace: CallTrace | None = None
+    ) -> list[CallResult[Any] | rpc_error]:
         deadline = self._served.get(self.topic_of(uri))
         if deadline is None:
             try:
                 deadline = await self.served(uri, timeout)
             except timeout_error:
                 return []  # nothing serves it: no reply can come
-        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, deadline))
+        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, trace, deadline))
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
     def close(self) -> None:

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, NsqdOption, check_uri, exit_on_errors, fail, load, run
+from ._common import ConfigOption, Exit, NsqdOption, check_uri, exit_on_errors, fail, load, print_json, run
+from ._output import Output, OutputOption, set_output, wants_json
+from ._usage import TEXT, hinted
 
 _INTERNAL = ("_rpc_._api_schema_.", "_rpc_._reply_.")
 
@@ -30,6 +32,7 @@ def register(app: typer.Typer) -> None:
             " Exit codes: 0 done (or nothing to do, or declined), 2 bad input or no answer to the question,"
             " 4 an nsqd HTTP API unavailable."
         ),
+        **hinted(),
     )(purge)
 
 
@@ -111,6 +114,11 @@ async def _apply(settings: Any, steps: list[tuple[str, str, str, str | None, int
     return errors
 
 
+def _as_dict(step: tuple[str, str, str, str | None, int]) -> dict[str, Any]:
+    address, topic, action, channel, count = step
+    return {"nsqd": address, "topic": topic, "action": action, "channel": channel, "waiting": count}
+
+
 def _describe(step: tuple[str, str, str, str | None, int]) -> str:
     address, topic, action, channel, count = step
     what = f"{topic}" if channel is None else f"{topic}/{channel}"
@@ -119,11 +127,20 @@ def _describe(step: tuple[str, str, str, str | None, int]) -> str:
 
 
 def purge(
-    uri: Annotated[str | None, typer.Argument(help="The procedure whose waiting invocations to drop.")] = None,
+    uri: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[URI]",
+            click_type=TEXT,
+            help="The procedure whose waiting invocations to drop.",
+            show_default=False,
+        ),
+    ] = None,
     stale: Annotated[
         bool, typer.Option("--stale", help="Every RPC topic with a backlog and no subscriber, instead of URI.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    output: OutputOption = Output.auto,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
@@ -131,6 +148,7 @@ def purge(
 
     from ._common import stderr_console
 
+    set_output(output)
     if (uri is None) == (not stale):
         fail("give a URI, or --stale for every RPC topic with a backlog and no subscriber (not both)", Exit.BAD_INPUT)
     if uri is not None:
@@ -141,12 +159,18 @@ def purge(
         steps, errors = run(_plan(settings, uri))
     for error in errors:
         console.print(f"[bold red]warning:[/bold red] {escape(error)}", soft_wrap=True)
+    as_json = wants_json()
     if not steps:
-        target = f"_rpc_.{uri}" if uri else "no RPC topic has a backlog without a subscriber"
-        print(f"nothing to purge ({target} holds nothing on the nsqd read)" if uri else f"nothing to purge: {target}")
+        if as_json:
+            print_json({"steps": [], "dropped": 0})
+        elif uri:
+            print(f"nothing to purge (_rpc_.{uri} holds nothing on the nsqd read)")
+        else:
+            print("nothing to purge: no RPC topic has a backlog without a subscriber")
         raise typer.Exit(int(Exit.BROKER) if errors else 0)
-    for step in steps:
-        print(_describe(step))
+    if not as_json:
+        for step in steps:
+            print(_describe(step))
     if not yes:
         sys.stderr.write("purge? [y/N] ")
         sys.stderr.flush()
@@ -154,13 +178,20 @@ def purge(
         if not line:
             fail("no answer on stdin: pass --yes to purge without asking", Exit.BAD_INPUT)
         if line.strip().lower() not in ("y", "yes"):
-            print("nothing purged")
+            if as_json:
+                print_json({"steps": [_as_dict(s) for s in steps], "dropped": 0, "declined": True})
+            else:
+                print("nothing purged")
             return
     with exit_on_errors():
         outcome = run(_apply(settings, steps))
     failed = [e for e in outcome if e is not None]
     dropped = sum(s[4] for s, e in zip(steps, outcome, strict=True) if e is None)
-    print(f"purged: {len(steps) - len(failed)} of {len(steps)} steps done, {dropped} invocations dropped")
+    if as_json:
+        done = [{**_as_dict(s), "error": e} for s, e in zip(steps, outcome, strict=True)]
+        print_json({"steps": done, "dropped": dropped})
+    else:
+        print(f"purged: {len(steps) - len(failed)} of {len(steps)} steps done, {dropped} invocations dropped")
     for error in failed:
         console.print(f"[bold red]error:[/bold red] {escape(error)}", soft_wrap=True)
     if failed or errors:

@@ -47,6 +47,7 @@ RANKS: dict[str, int] = {
     "almanet._liveness": 3,
     "almanet._forensics": 3,
     "almanet._models": 3,
+    "almanet._trace": 3,
     "almanet._runner": 1,
     # L4 service
     "almanet._validation": 4,
