@@ -180,3 +180,17 @@ def test_purge_refuses_bad_input(tmp_path: Path) -> None:
     assert both.returncode == 2 and "give a URI, or --stale" in both.stderr.decode()
     bad = almanet("purge", "not a uri", env=env, cwd=tmp_path)
     assert bad.returncode == 2 and "is invalid" in bad.stderr.decode()
+
+
+def test_json_errors_and_purge_json(fresh_nsqd: NsqdProcess, tmp_path: Path) -> None:
+    env = nsq_env(tmp_path, fresh_nsqd)
+    refused = almanet("call", "clirpc.nobody", "-o", "json", env=env, cwd=tmp_path)
+    assert refused.returncode == 5
+    error = json.loads(refused.stderr)
+    assert error["error"] == "timeout (not served)" and error["reason"] == "not_served" and error["exit_code"] == 5
+    (tmp_path / "queue.toml").write_text("[rpc]\nfail_fast = false\n")
+    almanet("call", "clirpc.gone", "--timeout", "0.2", "--config", "queue.toml", env=env, cwd=tmp_path)
+    done = almanet("purge", "clirpc.gone", "--yes", "-o", "json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    step = {"nsqd": fresh_nsqd.http_address, "topic": "_rpc_.clirpc.gone", "action": "delete topic", "channel": None}
+    assert json.loads(done.stdout) == {"steps": [{**step, "waiting": 1, "error": None}], "dropped": 1}
