@@ -192,7 +192,10 @@ def exit_on_errors(*, timeout_message: str = "no service answered within the tim
         reason = getattr(exc, "reason", None)  # almanet.timeout_error: why, with an exit code each
         if reason is None:
             fail(timeout_message, Exit.TIMEOUT, label="timeout", **fields)
-        label = f"timeout ({reason.replace('_', ' ')})"
+        from ._output import json_errors
+
+        # JSON keeps the label of every timeout ("timeout") and adds the reason as its own field
+        label = "timeout" if json_errors() else f"timeout ({reason.replace('_', ' ')})"
         fail(str(exc), _TIMEOUT_EXITS.get(reason, Exit.TIMEOUT), label=label, reason=reason, **fields)
     except (invalid_argument, config_error) as exc:
         fail(str(exc), Exit.BAD_INPUT, **fields)

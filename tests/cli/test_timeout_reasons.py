@@ -118,7 +118,7 @@ def test_purge_asks_first_then_deletes_the_backlog(fresh_nsqd: NsqdProcess, tmp_
     http = fresh_nsqd.http_address
     plan = f"delete topic _rpc_.clirpc.gone on {http} (1 invocation waiting)\n"
 
-    declined = almanet("purge", "clirpc.gone", env=env, cwd=tmp_path, input=b"n\n")
+    declined = almanet("purge", "clirpc.gone", "-o", "table", env=env, cwd=tmp_path, input=b"n\n")
     assert declined.returncode == 0, declined.stderr
     assert declined.stdout.decode() == plan + "nothing purged\n"
     assert "_rpc_.clirpc.gone" in fresh_nsqd.topics()
@@ -127,19 +127,19 @@ def test_purge_asks_first_then_deletes_the_backlog(fresh_nsqd: NsqdProcess, tmp_
     assert unanswered.returncode == 2
     assert "pass --yes to purge without asking" in unanswered.stderr.decode()
 
-    done = almanet("purge", "clirpc.gone", env=env, cwd=tmp_path, input=b"y\n")
+    done = almanet("purge", "clirpc.gone", "-o", "table", env=env, cwd=tmp_path, input=b"y\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == plan + "purged: 1 of 1 steps done, 1 invocations dropped\n"
     assert "_rpc_.clirpc.gone" not in fresh_nsqd.topics()
 
-    stale = almanet("purge", "--stale", "--yes", env=env, cwd=tmp_path)
+    stale = almanet("purge", "--stale", "--yes", "-o", "table", env=env, cwd=tmp_path)
     assert stale.returncode == 0, stale.stderr
     assert stale.stdout.decode() == (
         f"delete topic _rpc_.clirpc.old on {http} (1 invocation waiting)\n"
         "purged: 1 of 1 steps done, 1 invocations dropped\n"
     )
     assert "_rpc_.clirpc.old" not in fresh_nsqd.topics()
-    again = almanet("purge", "--stale", "--yes", env=env, cwd=tmp_path)
+    again = almanet("purge", "--stale", "--yes", "-o", "table", env=env, cwd=tmp_path)
     assert again.stdout.decode() == "nothing to purge: no RPC topic has a backlog without a subscriber\n"
 
 
@@ -158,7 +158,7 @@ def test_purge_empties_a_served_topic_and_keeps_its_subscribers(
             return sum(c["depth"] for c in channels)
 
         wait_until(lambda: depth() == 1, 10, message="the second call was not queued")
-        done = almanet("purge", "clirpc.nap", "--yes", env=env, cwd=tmp_path)
+        done = almanet("purge", "clirpc.nap", "--yes", "-o", "table", env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert done.stdout.decode().splitlines()[0] == (
             f"empty channel _rpc_.clirpc.nap/RPC#ephemeral on {fresh_nsqd.http_address} (1 invocation waiting)"
@@ -187,7 +187,7 @@ def test_json_errors_and_purge_json(fresh_nsqd: NsqdProcess, tmp_path: Path) -> 
     refused = almanet("call", "clirpc.nobody", "-o", "json", env=env, cwd=tmp_path)
     assert refused.returncode == 5
     error = json.loads(refused.stderr)
-    assert error["error"] == "timeout (not served)" and error["reason"] == "not_served" and error["exit_code"] == 5
+    assert error["error"] == "timeout" and error["reason"] == "not_served" and error["exit_code"] == 5
     (tmp_path / "queue.toml").write_text("[rpc]\nfail_fast = false\n")
     almanet("call", "clirpc.gone", "--timeout", "0.2", "--config", "queue.toml", env=env, cwd=tmp_path)
     done = almanet("purge", "clirpc.gone", "--yes", "-o", "json", env=env, cwd=tmp_path)
