@@ -52,8 +52,12 @@ class Exit(enum.IntEnum):
     INTERRUPTED = 130
 
 
-_TIMEOUT_EXITS = {"not_served": Exit.NOT_SERVED, "queued": Exit.QUEUED, "running": Exit.RUNNING}
-_TIMEOUT_EXITS["reply_lost"] = Exit.REPLY_LOST
+_TIMEOUT_EXITS = {
+    "not_served": Exit.NOT_SERVED,
+    "queued": Exit.QUEUED,
+    "running": Exit.RUNNING,
+    "reply_lost": Exit.REPLY_LOST,
+}
 
 
 ConfigOption = Annotated[
@@ -181,7 +185,9 @@ async def discover(session: Any, timeout: float) -> list[Any]:
 
 
 @contextlib.contextmanager
-def exit_on_errors(*, timeout_message: str = "no service answered within the timeout", **fields: Any) -> Iterator[None]:
+def exit_on_errors(
+    *, timeout_message: str = "no service answered within the timeout", **fields: Any
+) -> Iterator[None]:
     """Domain errors → one line on stderr and the documented exit code (``fields`` go into JSON errors)."""
     from almanet._errors import almanet_error, broker_error, config_error, invalid_argument
     from almanet._nsq.errors import NSQHTTPError  # defined with the other client errors: no HTTP import

@@ -100,10 +100,9 @@ async def _topics(incomplete: str) -> list[str]:
 
 # produce's TOPIC and consume's TOPIC..., completed with the topics nsqd has.
 TopicArgument = Annotated[
-    str,
-    typer.Argument(
+    str, typer.Argument(
         metavar="TOPIC", click_type=TEXT, help="NSQ topic name.", autocompletion=complete_topic, show_default=False
-    ),
+    )
 ]
 TopicsArgument = Annotated[
     list[str],

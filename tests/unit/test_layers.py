@@ -55,6 +55,13 @@ RANKS: dict[str, int] = {
     "almanet._serving": 4,
     # the public facade, then the CLI on top of everything
     "almanet": 5,
+    # test tooling beside the facade: daemons (no almanet import), then serving on the public API
+    "almanet.testing._util": 1,
+    "almanet.testing._tools": 1,
+    "almanet.testing._processes": 1,
+    "almanet.testing._serving": 5,
+    "almanet.testing.plugin": 5,
+    "almanet.testing": 5,
 }
 CLI_RANK = 6
 
