@@ -157,6 +157,8 @@ def test_stopping_closes_live_views_and_their_channels(
 def test_ctrl_c_does_not_wait_for_a_pending_call(nsqd: NsqdProcess, tmp_path: Path) -> None:
     import threading
 
+    # without fail-fast, a call nothing serves yet is queued and waits for its timeout
+    (tmp_path / "almanet.toml").write_text("[rpc]\nfail_fast = false\n")
     proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
     base, token = read_url(proc).split("/?token=")
     request = urllib.request.Request(

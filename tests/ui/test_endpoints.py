@@ -16,6 +16,7 @@ pytest.importorskip("aiohttp", reason="the ui extra is not installed: pip instal
 from aiohttp.test_utils import TestClient, TestServer
 
 from almanet._config import load_settings
+from almanet.cli._common import open_session
 from almanet.cli.ui import is_loopback, page_url
 from almanet.cli.ui.server import TOKEN_HEADER, UiState, make_app
 from tests.assets.ui_service import new_shop
@@ -39,7 +40,7 @@ async def ui_client(
             "timeouts.call": 2.0,
         },
     )
-    async with joined(nsqd.tcp_address) as session:
+    async with await open_session(settings) as session:  # as `almanet ui` opens it (nsqd_http, fail-fast)
         state = UiState(session, settings, TOKEN, read_only=read_only)
         async with TestClient(TestServer(make_app(state), host="127.0.0.1")) as client:
             yield client
@@ -170,9 +171,11 @@ def test_call_returns_the_reply_the_remote_error_or_the_validation_error(
             )
             assert body["error"]["name"] == "ValidationError"
             assert "payload.quantity: Input should be greater than or equal to 1" in body["error"]["args"][0]
-            status, body = await post(client, "/api/call", {"uri": f"{prepath}.nobody", "timeout": 0.3})
+            # nothing serves it: the session says so (fail-fast, with the reason) well before 30 s
+            status, body = await post(client, "/api/call", {"uri": f"{prepath}.nobody", "timeout": 30})
             assert status == 200 and body["error"]["name"] == "TimeoutError"
-            assert "within 0.3s" in body["error"]["args"][0]
+            assert body["error"]["reason"] == "not_served", body
+            assert f"{prepath}.nobody" in body["error"]["args"][0] and body["elapsed_ms"] < 30_000
 
     run(scenario())
 

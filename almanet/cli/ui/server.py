@@ -179,9 +179,10 @@ async def call(request: web.Request) -> web.Response:
         outcome = {"ok": True, "payload": result.payload}
     except rpc_error as exc:
         outcome = {"ok": False, "error": {"name": exc.name, "args": list(exc.args)}}
-    except TimeoutError:
-        message = f"no service answered {uri} within {timeout:g}s (is one serving it?)"
-        outcome = {"ok": False, "error": {"name": "TimeoutError", "args": [message]}}
+    except TimeoutError as exc:
+        reason = getattr(exc, "reason", None)  # almanet.timeout_error says why: not_served, queued, ...
+        message = str(exc) if reason else f"no service answered {uri} within {timeout:g}s (is one serving it?)"
+        outcome = {"ok": False, "error": {"name": "TimeoutError", "args": [message], "reason": reason}}
     except invalid_argument as exc:
         return _error(400, str(exc))
     except broker_error as exc:

@@ -80,6 +80,7 @@ function tryIt(procedure) {
       const result = await api("/api/call", { uri: procedure.uri, payload });
       const took = `${result.elapsed_ms} ms`;
       if (result.ok) showOutcome(outcome, "ok", `reply in ${took}`, pretty(result.payload));
+      else if (result.error.reason) showOutcome(outcome, "bad", `${result.error.name} (${result.error.reason.replace("_", " ")}) after ${took}`, result.error.args.join("\n"));
       else showOutcome(outcome, "bad", `${result.error.name} after ${took}`, result.error.args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join("\n"));
     } catch (error) {
       showOutcome(outcome, "bad", "request failed", error.message);
