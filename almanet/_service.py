@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _wire
+from ._checks import check_count, check_timeout
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._runner import run
@@ -89,8 +90,8 @@ class Service:
                 _wire.check_uri(prepath)
             except ValueError as exc:
                 raise invalid_argument(f"prepath: {exc}") from None
-        if max_concurrency < 1:
-            raise invalid_argument("max_concurrency must be at least 1")
+        check_count(max_concurrency, "max_concurrency")
+        check_timeout(drain_timeout, "drain_timeout", zero=True)
         self.addresses = addresses
         # nsqlookupd to find (more) nsqd at, for the session start() makes; start()'s own
         # ``lookupd``/``lookupd_interval`` options win over these
@@ -331,10 +332,12 @@ class Service:
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain: take no new invocations, let those in flight finish (bounded), then leave."""
+        if drain_timeout is not None:
+            check_timeout(drain_timeout, "drain_timeout", zero=True)
+        timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         running = self._running
         if running is None:
             return
-        timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         if running.toucher is not None:
             running.toucher.cancel()
         await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)

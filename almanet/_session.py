@@ -14,13 +14,13 @@ import asyncio
 import collections
 import dataclasses
 import logging
-import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal
 
 import orjson
 
 from . import _wire
+from ._checks import check_count, check_delay, check_timeout
 from ._errors import broker_error, invalid_argument, rpc_error, session_state_error
 from ._models import CallResult, ConsumedMessage
 from ._nsq.consumer import Consumer, Message
@@ -171,10 +171,9 @@ class Almanet:
                 parse_address(address)
             except ValueError as exc:
                 raise invalid_argument(str(exc)) from None
-        if default_timeout <= 0:
-            raise invalid_argument("default_timeout must be positive")
-        if not (isinstance(lookupd_interval, int | float) and math.isfinite(lookupd_interval) and lookupd_interval > 0):
-            raise invalid_argument(f"lookupd_interval must be a positive number of seconds, not {lookupd_interval!r}")
+        default_timeout = check_timeout(default_timeout, "default_timeout")
+        lookupd_interval = check_timeout(lookupd_interval, "lookupd_interval")
+        max_message_size = check_count(max_message_size, "max_message_size")
         self.addresses: tuple[str, ...] = tuple(dict.fromkeys(addresses))
         self.lookupd: tuple[str, ...] = lookupd
         self.lookupd_interval = float(lookupd_interval)
@@ -473,9 +472,7 @@ class Almanet:
         self, uri: str, payload: Any, timeout: float | None, multi: bool
     ) -> tuple[str, asyncio.Future[Any]]:
         topic = self._topic_of(uri)
-        timeout = self.default_timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise invalid_argument("timeout must be positive")
+        timeout = self.default_timeout if timeout is None else check_timeout(timeout)
         call_id, body = self._invocation(payload)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[call_id] = _Pending(future, uri, multi, timeout)
@@ -551,7 +548,7 @@ class Almanet:
         """
         self._require_open()
         topic = self._topic_of(uri)
-        _check_delay(delay)
+        delay = check_delay(delay)
         call_id, body = self._invocation(payload)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
@@ -577,9 +574,10 @@ class Almanet:
         self._require_open()
         self._check_topic(topic)
         body = self._encode(payload, "the message")
+        if delay is not None:
+            delay = check_delay(delay)
         try:
             if delay:
-                _check_delay(delay)
                 await self._producer.publish_deferred(topic, int(delay * 1000), body)
             else:
                 await self._producer.publish(topic, body)
@@ -635,20 +633,10 @@ class Almanet:
         self._require_open()
         self._check_topic(topic)
         self._check_topic(channel, "channel")
-        if max_attempts is not None and max_attempts < 1:
-            raise invalid_argument("max_attempts must be at least 1")
+        check_count(max_in_flight, "max_in_flight")
+        if max_attempts is not None:
+            check_count(max_attempts, "max_attempts")
         return Subscription(self, topic, channel, max_in_flight, max_attempts)
-
-
-MAX_DELAY = 3600.0  # nsqd's default --max-req-timeout, the limit of DPUB's delay
-
-
-def _check_delay(delay: float) -> None:
-    """A DPUB delay nsqd accepts; an out-of-range one is a fatal error that drops the connection."""
-    if not (isinstance(delay, int | float) and math.isfinite(delay) and 0 <= delay <= MAX_DELAY):
-        raise invalid_argument(
-            f"delay must be between 0 and {MAX_DELAY:g} seconds (nsqd's --max-req-timeout), not {delay!r}"
-        )
 
 
 def _low_latency(options: ConnectionOptions) -> ConnectionOptions:

@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "almanet._nsq.errors": 0,
     "almanet._wire": 0,
     "almanet._errors": 0,
+    "almanet._checks": 0,
     "almanet._config": 0,  # "beside": uses L0 only
     # L1 one socket
     "almanet._nsq.connection": 1,
@@ -56,6 +57,7 @@ PURE = {
     "almanet._nsq.errors",
     "almanet._wire",
     "almanet._errors",
+    "almanet._checks",
     "almanet._config",
     "almanet._validation",
 }
