@@ -278,7 +278,7 @@ class Service:
                 payload = signature.payload.validate(invocation.payload, "payload")
                 args = (running.session, payload) if signature.takes_session else (payload,)
             result = await procedure.function(*args)
-            result = signature.result.to_json(signature.result.validate(result, "result"))
+            result = signature.result.to_json(signature.result.validate(result, "result", quote=False))
             self._reply(message, invocation, False, result)
         except rpc_error as error:
             self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
