@@ -40,6 +40,7 @@ RANKS: dict[str, int] = {
     # L3 session
     "almanet._session": 3,
     "almanet._models": 3,
+    "almanet._configure": 3,
     "almanet._runner": 1,
     # L4 service
     "almanet._validation": 4,
