@@ -341,22 +341,31 @@ class Service:
             return
         if running.toucher is not None:
             running.toucher.cancel()
-        await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
-        if running.tasks:
-            logger.info("draining %d invocations in flight", len(running.tasks))
-            _, pending = await asyncio.wait(set(running.tasks), timeout=timeout)
-            for task in pending:
+        try:
+            await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
+            if running.tasks:
+                logger.info("draining %d invocations in flight", len(running.tasks))
+                _, pending = await asyncio.wait(set(running.tasks), timeout=timeout)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    logger.warning("%d invocations did not finish within %ss; requeued", len(pending), timeout)
+                    await asyncio.gather(*pending, return_exceptions=True)
+            # An invocation is finished (FIN) only once nsqd has acknowledged its reply: leaving before
+            # that would close the subscription with the invocation in flight, and nsqd would hand it
+            # to another instance after msg_timeout, running it twice.
+            if running.replies:
+                await asyncio.wait(set(running.replies), timeout=running.session._options.command_timeout)
+        except asyncio.CancelledError:
+            # stopped at once (a second signal): what still runs goes back to nsqd (REQ) before we leave
+            tasks = list(running.tasks)
+            for task in tasks:
                 task.cancel()
-            if pending:
-                logger.warning("%d invocations did not finish within %ss; requeued", len(pending), timeout)
-                await asyncio.gather(*pending, return_exceptions=True)
-        # An invocation is finished (FIN) only once nsqd has acknowledged its reply: leaving before
-        # that would close the subscription with the invocation in flight, and nsqd would hand it
-        # to another instance after msg_timeout, running it twice.
-        if running.replies:
-            await asyncio.wait(set(running.replies), timeout=running.session._options.command_timeout)
-        self._running = None
-        await running.session.leave()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            self._running = None
+            await running.session.leave()
 
     async def run(self, stop: asyncio.Event, addresses: tuple[str, ...] | None = None) -> None:
         """Serve until ``stop`` is set, then drain."""
@@ -452,6 +461,9 @@ async def serve_services(
     interrupted.cancel()
     if not draining.done():
         draining.cancel()
+        # the drains requeue what still runs and leave; waiting for that also retrieves the
+        # gather's CancelledError, which asyncio would otherwise report with a traceback
+        await asyncio.gather(draining, return_exceptions=True)
         logger.warning("stopped at once: invocations in flight go back to nsqd")
         return 130
     logger.info("stopped")
