@@ -56,3 +56,34 @@ def test_second_sigint_while_draining_exits_130_without_a_traceback(nsqd: NsqdPr
     assert code == 130, err
     assert "stopped at once" in err
     assert "Traceback" not in err and "never retrieved" not in err, err
+
+
+def test_consume_into_a_closed_pipe_exits_0_quietly_and_requeues_the_rest(
+    nsqd: NsqdProcess, tmp_path: Path, unique_name
+) -> None:
+    """``almanet consume T | head -1``: more than a pipe holds, so a write fails once the reader is gone."""
+    import asyncio
+
+    import almanet as lib
+
+    topic, total = unique_name(), 300
+    body = "x" * 1000  # 300 kB: well over a pipe's 64 kB buffer
+
+    async def publish() -> None:
+        async with lib.new_session(nsqd.tcp_address) as session:
+            await session.produce_many(topic, [{"n": i, "pad": body} for i in range(total)])
+
+    asyncio.run(publish())
+    consumer = start("consume", topic, "--channel", "audit", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    assert consumer.stdout is not None
+    first = json.loads(consumer.stdout.readline())
+    assert first["n"] == 0
+    consumer.stdout.close()  # what head does after its line
+    code = consumer.wait(15)
+    err = consumer.stderr.read().decode()  # type: ignore[union-attr]
+    assert (code, err) == (0, "")
+    # nothing is left in flight until nsqd's msg-timeout (60 s): what was not printed is back now
+    channel = nsqd.channel_stats(topic, "audit")
+    assert channel is not None
+    assert channel["in_flight_count"] == 0 and channel["timeout_count"] == 0
+    assert total - 70 <= channel["depth"] < total  # ~64 kB were taken by the pipe and finished
