@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -290,11 +291,20 @@ class Service:
                 raise
             # raised by the procedure itself (say, an awaited future was cancelled): a failure
             # of this invocation, answered like any other, never requeued to loop forever
-            logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
+            self._log_failure(procedure, invocation)
             self._internal_error(message, invocation)
         except Exception:
-            logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
+            self._log_failure(procedure, invocation)
             self._internal_error(message, invocation)
+
+    @staticmethod
+    def _log_failure(procedure: Procedure, invocation: _wire.Invocation) -> None:
+        """One line that says where (file:line of the innermost frame) and what, then the traceback."""
+        error = sys.exc_info()[1]
+        frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+        where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+        what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        logger.exception("procedure %s failed on invocation %s%s: %s", procedure.uri, invocation.id, where, what)
 
     def _internal_error(self, message: Message, invocation: _wire.Invocation) -> None:
         payload = _wire.error_payload(InternalError.__name__, [f"internal error in the service (call {invocation.id})"])

@@ -229,7 +229,7 @@ class Connection(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
-            self._abort(exc)
+            self._abort(self._not_nsq(data) or exc)
             return
         for frame in frames:
             if type(frame) is codec.MessageFrame:
@@ -246,6 +246,17 @@ class Connection(asyncio.Protocol):
                     logger.warning("unexpected response from %s: %r", self.address, frame.data[:80])
             else:
                 self._on_error_frame(NSQErrorResponse.from_frame(frame.data))
+
+    def _not_nsq(self, data: bytes) -> NSQHandshakeError | None:
+        """Name the likely mistake when the peer is an HTTP server (nsqd's HTTP port, say), not nsqd's TCP port."""
+        if not data.startswith(b"HTTP/"):
+            return None
+        host, port = parse_address(self.address)
+        guess = f"usually the HTTP port - 1, here {host}:{port - 1}; " if port > 1 else ""
+        return NSQHandshakeError(
+            f"{self.address} answers HTTP: it is an HTTP port, not nsqd's TCP port ({guess}4150 by default):"
+            " fix --nsqd, ALMANET_NSQD or nsq.nsqd"
+        )
 
     def _on_error_frame(self, response: NSQErrorResponse) -> None:
         if response.code in NON_FATAL_ERROR_CODES:

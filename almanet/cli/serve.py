@@ -102,10 +102,13 @@ def serve(
     addresses = serve_addresses(settings, options)
     lookupd = options.get("lookupd", services[0].lookupd)
     shown = addresses if addresses is not None else services[0].addresses
-    _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd)
     from almanet._service import serve_until_signal
 
+    def started() -> None:  # only once joined and subscribed: "serving" is then true
+        _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd)
+        logging.getLogger("almanet").info("ready")
+
     with exit_on_errors():
-        code = serve_until_signal(services, addresses, lambda: logging.getLogger("almanet").info("ready"), **options)
+        code = serve_until_signal(services, addresses, started, **options)
     if code:
         raise typer.Exit(code)

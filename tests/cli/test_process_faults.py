@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import ALMANET, nsq_env, start, stop
+from tests.cli.conftest import ALMANET, almanet, nsq_env, start, stop
 from tests.support.nsqproc import NsqdProcess, wait_until
 
 pytestmark = pytest.mark.timeout(30)
@@ -87,3 +87,14 @@ def test_consume_into_a_closed_pipe_exits_0_quietly_and_requeues_the_rest(
     assert channel is not None
     assert channel["in_flight_count"] == 0 and channel["timeout_count"] == 0
     assert total - 70 <= channel["depth"] < total  # ~64 kB were taken by the pipe and finished
+
+
+def test_services_table_prints_unknown_when_stats_fail(nsqd: NsqdProcess, tmp_path: Path, serve) -> None:
+    env = nsq_env(tmp_path, nsqd)
+    serve(env, "tests.assets.services_ok:svc")
+    result = almanet("services", "--timeout", "0.5", env={**env, "ALMANET_NSQD_HTTP": "127.0.0.1:1"}, cwd=tmp_path)
+    out = result.stdout.decode()
+    assert result.returncode == 4
+    assert "unknown" in out, out
+    row = next(line for line in out.splitlines() if "clitest.place" in line)
+    assert " 0 " not in row, row
