@@ -80,6 +80,9 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._closed_event = asyncio.Event()
         self._last_read = self._loop.time()
+        # when the oldest unanswered command was sent, or the last answer came if later: how
+        # long nsqd has kept us waiting (Producer drops a node that stalls)
+        self._waiting_since = self._last_read
         self._watchdog: asyncio.TimerHandle | None = None
         self._upgrading = False
         self._cls_sent = False
@@ -240,6 +243,7 @@ class Connection(asyncio.Protocol):
                     self._write(codec.nop())
                 elif self._waiters:
                     waiter = self._waiters.popleft()[0]
+                    self._waiting_since = self._last_read
                     if not waiter.done():
                         waiter.set_result(frame.data)
                 else:
@@ -271,6 +275,7 @@ class Connection(asyncio.Protocol):
             )
         if self._waiters:
             waiter = self._waiters.popleft()[0]
+            self._waiting_since = self._last_read
             if not waiter.done():
                 waiter.set_exception(error)
         else:
@@ -334,6 +339,8 @@ class Connection(asyncio.Protocol):
     def _seal(self, topic: str, batch: _Batch) -> None:
         bodies = batch.bodies
         command = codec.pub(topic, bodies[0]) if len(bodies) == 1 else codec.mpub(topic, bodies)
+        if not self._waiters:
+            self._waiting_since = self._loop.time()
         self._waiters.append((batch.future, command))
         self._out.append(command)
 
@@ -347,6 +354,8 @@ class Connection(asyncio.Protocol):
         if self.closed:
             raise self._closed_error()
         waiter: asyncio.Future[bytes] = self._loop.create_future()
+        if not self._waiters:
+            self._waiting_since = self._loop.time()
         self._waiters.append((waiter, command))
         self._write(command)
         return waiter
@@ -379,6 +388,16 @@ class Connection(asyncio.Protocol):
 
     def touch(self, message_id: bytes) -> None:
         self._send(codec.touch(message_id))
+
+    def unanswered_for(self, now: float) -> float:
+        """Seconds nsqd has left a command unanswered (0 when none waits): a stalled node shows here."""
+        if not self._waiters or self.closed:
+            return 0.0
+        return now - self._waiting_since
+
+    def abort(self, error: Exception) -> None:
+        """Drop the connection now, with ``error`` as its reason (unanswered commands are reported lost)."""
+        self._abort(error)
 
     @property
     def max_rdy_count(self) -> int:
