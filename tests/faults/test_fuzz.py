@@ -7,6 +7,7 @@ decode the same frames however the bytes are split, and the wire decoders must r
 
 from __future__ import annotations
 
+import os
 import struct
 
 import orjson
@@ -17,7 +18,8 @@ from almanet import _wire
 from almanet._nsq import codec
 from almanet._nsq.errors import ProtocolError
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SOAK = os.environ.get("ALMANET_SOAK", "") not in ("", "0")
+FUZZ = settings(max_examples=5000 if SOAK else 300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL_MAX = 4096  # a small frame limit, so that the size checks are reached often
 
 
