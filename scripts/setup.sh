@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepare a checkout for tests, the demo and the benchmark:
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
-#      built from the pinned Go module in tools/nsq;
-#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra.
+#      built from the pinned Go module in almanet/testing/gomod (`almanet testing install-nsqd`'s too);
+#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
+#   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root.
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -10,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 TOOLS_BIN="$ROOT/.tools/bin"
-NSQ_MOD="$ROOT/tools/nsq"
+NSQ_MOD="$ROOT/almanet/testing/gomod"
 NSQ_TOOLS=(nsqd nsqlookupd nsq_tail to_nsq)
 VENV="$ROOT/.venv"
 STAMP="$VENV/.almanet-install-stamp"
@@ -69,7 +70,7 @@ setup_tools() {
     if [ -z "$go" ]; then
         if [ -x "$TOOLS_BIN/nsqd" ] && [ -x "$TOOLS_BIN/nsqlookupd" ] \
             && [ -x "$TOOLS_BIN/nsq_tail" ] && [ -x "$TOOLS_BIN/to_nsq" ]; then
-            say "warning: tools/nsq changed but Go is not installed; keeping the existing .tools/bin"
+            say "warning: almanet/testing/gomod changed but Go is not installed; keeping the existing .tools/bin"
             return
         fi
         if tools_on_path; then
@@ -87,7 +88,7 @@ setup_tools() {
     local pkgs=() t
     for t in "${NSQ_TOOLS[@]}"; do pkgs+=("github.com/nsqio/nsq/apps/$t"); done
     (cd "$NSQ_MOD" && GOTOOLCHAIN="${GOTOOLCHAIN:-local}" "$go" build -o "$TOOLS_BIN/" "${pkgs[@]}") \
-        || die "go build failed in tools/nsq (needs the Go module proxy, or a filled module cache)"
+        || die "go build failed in almanet/testing/gomod (needs the Go module proxy, or a filled module cache)"
     # go build may leave an unchanged binary's mtime alone; the freshness check relies on it.
     for t in "${NSQ_TOOLS[@]}"; do touch "$TOOLS_BIN/$t"; done
     say "NSQ tools built: $("$TOOLS_BIN/nsqd" --version 2>&1 | head -n1)"
@@ -130,7 +131,36 @@ setup_venv() {
     say ".venv ready"
 }
 
+# ---------------------------------------------------------------- terminal tools for the CLI tests
+
+# tests/cli/test_terminal.py drives the CLI in a real terminal (tmux): colour, NO_COLOR, the
+# progress bar, shell completion in bash and zsh. Installed with apt-get only when missing and
+# when we are root (CI starts from a fresh Debian/Ubuntu); otherwise those tests say what to install.
+setup_terminal_tools() {
+    local missing=() t
+    for t in tmux zsh; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "tmux and zsh present"
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "warning: ${missing[*]} missing (not root or no apt-get): the terminal tests skip; install ${missing[*]}"
+        return
+    fi
+    say "installing ${missing[*]} with apt-get (for the terminal tests) ..."
+    local log="${TMPDIR:-/tmp}/almanet-apt.log"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+         } > "$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        say "warning: apt-get could not install ${missing[*]}: the terminal tests skip (full output in $log)"
+    fi
+}
+
 setup_tools
 setup_venv
+setup_terminal_tools
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
 "$ROOT/scripts/setup-interop.sh"

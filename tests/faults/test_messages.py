@@ -78,9 +78,13 @@ def test_serve_with_the_broker_down_never_says_serving(tmp_path: Path) -> None:
 
 
 def test_services_without_stats_says_unknown() -> None:
+    from almanet._wire import decode_discovery
     from almanet.cli.services import build_report
 
-    instance = {"client": "a" * 32, "procedures": [{"uri": "net.example.greeting", "channel": "RPC"}]}
+    instance = decode_discovery(
+        {"client": "a" * 32, "version": 1, "routes": ["net.example.greeting/RPC"], "procedures": []}
+    )
+    assert instance is not None
     report = build_report([instance], {}, ["cannot reach http://127.0.0.1:1/stats?format=json"])
     (entry,) = report["procedures"]
     assert (entry["subscribers"], entry["depth"], entry["in_flight"]) == (None, None, None)
