@@ -17,11 +17,11 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from . import _wire
 from ._checks import check_count, check_timeout
-from ._errors import InternalError, broker_error, config_error, invalid_argument, rpc_error, session_state_error
+from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._session import Almanet
 from ._validation import Signature, inspect_procedure
@@ -401,31 +401,8 @@ class Service:
         broker that is down is one line on stderr and exit code 2 or 4, as with the CLI. When the
         program has not configured logging, it logs to stderr at INFO, so that one sees it serve.
         """
-        from ._config import load_settings
-        from ._configure import serve_addresses
-        from ._configure import session_options as configured_options
-        from ._serving import serve_until_signal
+        from ._serving import serve_configured
 
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            settings = load_settings(config)
-        except config_error as exc:
-            _exit(f"config error: {exc}", 2)
-        options = configured_options(settings)
-        configured = serve_addresses(settings, options)
-        options.update(session_options)
-        try:
-            code = serve_until_signal([self], configured if addresses is None else addresses, **options)
-        except invalid_argument as exc:
-            _exit(f"error: {exc}", 2)
-        except broker_error as exc:
-            _exit(f"broker unavailable: {exc}", 4)
-        if code:
-            raise SystemExit(code)
-
-
-def _exit(line: str, code: int) -> NoReturn:
-    """A program's end on a known error: one line on stderr, the CLI's exit code, no traceback."""
-    sys.stderr.write(line + "\n")
-    raise SystemExit(code)
+        serve_configured([self], addresses, config, session_options)
