@@ -39,6 +39,9 @@ def session_options(settings: Settings) -> dict[str, Any]:
     15 s), in addition to any ``nsq.nsqd`` given.
     """
     options: dict[str, Any] = {"options": connection_options(settings), "default_timeout": settings.call_timeout}
+    # /stats is read for fail-fast and timeout reasons: the nsqd HTTP addresses, and the switch
+    options["nsqd_http"] = tuple(settings.nsqd_http)
+    options["fail_fast"] = settings.fail_fast
     if settings.lookupd_http:
         options["lookupd"] = tuple(settings.lookupd_http)
     return options

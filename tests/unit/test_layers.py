@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "almanet._wire": 0,
     "almanet._errors": 0,
     "almanet._checks": 0,
+    "almanet._deadline": 0,
     "almanet._config": 0,  # "beside": uses L0 only
     "almanet._config_file": 0,
     # L1 one socket
@@ -43,6 +44,9 @@ RANKS: dict[str, int] = {
     "almanet._caller": 3,
     "almanet._subscription": 3,
     "almanet._session": 3,
+    "almanet._brokerstats": 3,
+    "almanet._liveness": 3,
+    "almanet._forensics": 3,
     "almanet._models": 3,
     "almanet._configure": 3,
     "almanet._trace": 3,
