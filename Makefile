@@ -4,11 +4,12 @@
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint demo bench clean ui-screenshot
+.PHONY: help setup test soak lint demo bench clean ui-screenshot
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
 	@echo "make test    run pytest (extra args: PYTEST_ARGS='-k name -x')"
+	@echo "make soak    the fault suite (tests/faults) at full size: 50 callers x 1000 calls, long fuzzing"
 	@echo "make lint    ruff check"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
 	@echo "make bench   run the benchmark (bench/run.py)"
@@ -20,6 +21,9 @@ setup:
 
 test: setup
 	$(VENV_PY) -m pytest -q $(PYTEST_ARGS)
+
+soak: setup
+	ALMANET_SOAK=1 $(VENV_PY) -m pytest -q tests/faults $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
