@@ -10,8 +10,10 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.cli.conftest import almanet, clean_env, nsq_env, start, stop
 from tests.support.nsqproc import NsqdProcess, NsqlookupdProcess, free_port, wait_until
@@ -28,6 +30,23 @@ almanet.cli.main()
 """
 
 
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """``launch("ui", ..., env=...)`` runs ``almanet`` in tmp_path; whatever a test leaves running is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        proc = start(*args, env=env, cwd=tmp_path)
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def status_of(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -36,8 +55,10 @@ def status_of(url: str) -> int:
         return exc.code
 
 
-def test_prints_a_tokened_loopback_address_and_stops_cleanly(nsqd: NsqdProcess, tmp_path: Path) -> None:
-    proc = start("ui", "--port", "0", "-o", "table", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+def test_prints_a_tokened_loopback_address_and_stops_cleanly(
+    nsqd: NsqdProcess, tmp_path: Path, launch: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    proc = launch("ui", "--port", "0", "-o", "table", env=nsq_env(tmp_path, nsqd))
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().decode().strip()  # the address alone, as a person reads it
@@ -52,7 +73,7 @@ def test_prints_a_tokened_loopback_address_and_stops_cleanly(nsqd: NsqdProcess, 
     assert code == 0, err
     assert "warning" not in err
     # piped, the first line is a JSON record; a second run has another token
-    again = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    again = launch("ui", "--port", "0", env=nsq_env(tmp_path, nsqd))
     try:
         assert again.stdout is not None
         record = json.loads(again.stdout.readline())
@@ -108,8 +129,10 @@ def test_without_the_ui_extra_it_names_the_install_command(tmp_path: Path) -> No
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_read_only_page_has_no_writes(nsqd: NsqdProcess, tmp_path: Path) -> None:
-    proc = start("ui", "--port", "0", "--read-only", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+def test_read_only_page_has_no_writes(
+    nsqd: NsqdProcess, tmp_path: Path, launch: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    proc = launch("ui", "--port", "0", "--read-only", env=nsq_env(tmp_path, nsqd))
     try:
         url = read_url(proc)
         base, token = url.split("/?token=")
@@ -123,14 +146,17 @@ def test_read_only_page_has_no_writes(nsqd: NsqdProcess, tmp_path: Path) -> None
 
 
 def test_stopping_closes_live_views_and_their_channels(
-    nsqd: NsqdProcess, tmp_path: Path, unique_name: Callable[..., str]
+    nsqd: NsqdProcess,
+    tmp_path: Path,
+    unique_name: Callable[..., str],
+    launch: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
     import asyncio
 
     import aiohttp
 
     topic = unique_name("stopwatch")
-    proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    proc = launch("ui", "--port", "0", env=nsq_env(tmp_path, nsqd))
     url = read_url(proc)
     base, token = url.split("/?token=")
 
@@ -154,12 +180,14 @@ def test_stopping_closes_live_views_and_their_channels(
     assert channel not in nsqd.topics()[topic]  # gone by the time the command has exited
 
 
-def test_ctrl_c_does_not_wait_for_a_pending_call(nsqd: NsqdProcess, tmp_path: Path) -> None:
+def test_ctrl_c_does_not_wait_for_a_pending_call(
+    nsqd: NsqdProcess, tmp_path: Path, launch: Callable[..., subprocess.Popen[bytes]]
+) -> None:
     import threading
 
     # without fail-fast, a call nothing serves yet is queued and waits for its timeout
     (tmp_path / "almanet.toml").write_text("[rpc]\nfail_fast = false\n")
-    proc = start("ui", "--port", "0", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    proc = launch("ui", "--port", "0", env=nsq_env(tmp_path, nsqd))
     base, token = read_url(proc).split("/?token=")
     request = urllib.request.Request(
         f"{base}/api/call",
@@ -191,11 +219,14 @@ def _call_pending(nsqd: NsqdProcess) -> bool:
 
 
 def test_with_nsqlookupd_only_it_reads_the_nsqd_registered_there(
-    nsqlookupd: NsqlookupdProcess, nsqd_factory: Callable[..., NsqdProcess], tmp_path: Path
+    nsqlookupd: NsqlookupdProcess,
+    nsqd_factory: Callable[..., NsqdProcess],
+    tmp_path: Path,
+    launch: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
     nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
     wait_until(lambda: nsqlookupd.nodes(), timeout=5, message="nsqd never registered with nsqlookupd")
-    proc = start("ui", "--port", "0", env=clean_env(tmp_path, ALMANET_LOOKUPD=nsqlookupd.http_address), cwd=tmp_path)
+    proc = launch("ui", "--port", "0", env=clean_env(tmp_path, ALMANET_LOOKUPD=nsqlookupd.http_address))
     try:
         base, token = read_url(proc).split("/?token=")
         request = urllib.request.Request(f"{base}/api/catalog", headers={"X-Almanet-Token": token})
