@@ -236,6 +236,11 @@ async def produce(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         if args.batch:
             await session.produce_many(args.topic, messages)
+        elif args.window:
+            # the way many users write it: gather a window of produce() calls, then the next
+            for start_at in range(0, args.n, args.window):
+                window = messages[start_at : start_at + args.window]
+                await asyncio.gather(*(session.produce(args.topic, message) for message in window))
         else:
             # one PUB each, 200 publishers each awaiting its OK (as the Go floor keeps 200 in flight)
             queue = iter(messages)
@@ -280,6 +285,7 @@ def main() -> None:
     roles.choices["produce"].add_argument("--topic", required=True)
     roles.choices["produce"].add_argument("--n", "-n", type=int, default=100_000)
     roles.choices["produce"].add_argument("--batch", type=int, default=0)
+    roles.choices["produce"].add_argument("--window", type=int, default=0, help="gather this many produce() at once")
     args = parser.parse_args()
     # almanet.run is asyncio.run on uvloop when it is installed (the `fast` extra)
     almanet.run({"serve": serve, "call": call, "consume": consume, "produce": produce}[args.role](args))
