@@ -46,7 +46,7 @@ class Trace:
         self.split = 0  # messages whose bytes came in more than one data_received
         from almanet._nsq.connection import Connection
 
-        data_received, flush = Connection.data_received, Connection._flush
+        data_received, flush, write = Connection.data_received, Connection._flush, Connection._write
         trace = self
 
         def traced_data_received(self: Connection, data: bytes) -> None:
@@ -75,6 +75,12 @@ class Trace:
             if pub and trace.on:
                 trace.add("pub_out")
 
+        def traced_write(self: Connection, data: bytes, **kwargs: bool) -> None:
+            write(self, data, **kwargs)
+            if trace.on and data.startswith(b"PUB ") and not (self._out and self._out[-1] is data):
+                trace.add("pub_out")  # written at once, not by a flush
+
+        Connection._write = traced_write  # type: ignore[method-assign]
         Connection.data_received = traced_data_received  # type: ignore[method-assign]
         Connection._flush = traced_flush  # type: ignore[method-assign]
 

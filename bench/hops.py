@@ -18,7 +18,7 @@ import sys
 import uuid
 
 import run as bench
-from run import Proc, call_argv, log, serve_argv
+from run import VARIANTS, Proc, call_argv, env_of, log, serve_argv
 
 from tests.support.nsqproc import NsqdProcess, start_nsqd
 
@@ -94,16 +94,17 @@ def join(calls: list[dict[str, int]], invocations: list[dict[str, int]], after: 
 
 def one_run(impl: str, nsqd: NsqdProcess, n: int) -> dict[str, float]:
     uri = f"bench.h{uuid.uuid4().hex[:8]}.greeting"
-    server = Proc([*serve_argv(impl, nsqd.tcp_address, uri), "-trace" if impl == "floor" else "--trace"])
+    flag = "-trace" if impl == "floor" else "--trace"
+    server = Proc([*serve_argv(impl, nsqd.tcp_address, uri), flag], env_of(impl))
     try:
         server.wait_line("READY")
-        caller = Proc([*call_argv(impl, nsqd.tcp_address, uri, n, 1), "-trace" if impl == "floor" else "--trace"])
+        caller = Proc([*call_argv(impl, nsqd.tcp_address, uri, n, 1), flag], env_of(impl))
         called = caller.result()
     finally:
         served = server.stop()
     if served is None:
         raise RuntimeError(f"{impl} service gave no trace")
-    if impl == "almanet":
+    if impl != "floor":
         rows, legs = almanet_rows(called["trace"], served["trace"]), ALMANET_LEGS
     else:
         rows, legs = floor_rows(called["trace"], served["trace"]), FLOOR_LEGS
@@ -111,7 +112,7 @@ def one_run(impl: str, nsqd: NsqdProcess, n: int) -> dict[str, float]:
         raise RuntimeError(f"{impl}: only {len(rows)} of {n} calls could be matched")
     figures = {name: statistics.median((r[b] - r[a]) / 1e3 for r in rows) for name, a, b in legs}
     figures["calls matched"] = len(rows)
-    if impl == "almanet":
+    if impl != "floor":
         figures["% replies read in pieces (caller)"] = 100 * called["split"] / n
         figures["% invocations read in pieces (service)"] = 100 * served["split"] / max(1, served["calls"])
     figures["p50 (the role's own figure)"] = called["p50_us"]
@@ -122,18 +123,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("-n", type=int, default=2000, help="sequential calls per repetition (after 200 warm-up)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="almanet again with these settings, as in run.py (PYTHON=..., environment variables)")
+    parser.add_argument("--no-floor", action="store_true", help="almanet (and its variants) only")
     args = parser.parse_args()
+    for spec in args.variant:
+        name, _, settings = spec.partition(":")
+        env = dict(item.split("=", 1) for item in settings.split(",") if item)
+        VARIANTS[name] = (env.pop("PYTHON", bench.PYTHON), env)
     bench.build_floor()
     nsqd = start_nsqd()
-    results: dict[str, list[dict[str, float]]] = {"almanet": [], "floor": []}
+    impls = ["almanet", *VARIANTS] + ([] if args.no_floor else ["floor"])
+    results: dict[str, list[dict[str, float]]] = {impl: [] for impl in impls}
     try:
         for rep in range(args.repetitions):
-            for impl in ("almanet", "floor") if rep % 2 == 0 else ("floor", "almanet"):
+            for impl in impls if rep % 2 == 0 else impls[::-1]:
                 log(f"hops rep {rep + 1}/{args.repetitions}: {impl}")
                 results[impl].append(one_run(impl, nsqd, args.n))
     finally:
         nsqd.close()
-    for impl, legs in (("almanet", ALMANET_LEGS), ("floor", FLOOR_LEGS)):
+    for impl in impls:
+        legs = FLOOR_LEGS if impl == "floor" else ALMANET_LEGS
         print(f"\n{impl} (median µs per call; median over {args.repetitions} runs, min–max)\n")
         print("| leg | µs |\n|---|---|")
         names = [name for name, _, _ in legs] + ["p50 (the role's own figure)", "calls matched"]

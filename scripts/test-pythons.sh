@@ -17,14 +17,11 @@ SUBSET=(
 )
 say() { printf 'test-pythons: %s\n' "$*"; }
 
+# An interpreter that runs (a pyenv shim for a version not selected is on PATH but fails).
 find_python() {
     local v="$1" p
-    if command -v "python$v" >/dev/null 2>&1; then
-        command -v "python$v"
-        return 0
-    fi
-    for p in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v"; do
-        if [ -x "$p" ]; then
+    for p in "$(command -v "python$v" 2>/dev/null || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v"; do
+        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'pass' >/dev/null 2>&1; then
             echo "$p"
             return 0
         fi

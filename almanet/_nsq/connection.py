@@ -45,6 +45,7 @@ class ConnectionDelegate(Protocol):
 _BATCH_LIMIT = 1024 * 1024
 
 
+
 class _Batch:
     __slots__ = ("bodies", "future", "size")
 
@@ -84,6 +85,10 @@ class Connection(asyncio.Protocol):
         self._upgrading = False
         self._cls_sent = False
         self._flush_scheduled = False
+        # the last tick wrote at most one command: the next command alone in its tick is written
+        # at once instead of in the next loop iteration (see _write)
+        self._eager = True
+        self._wrote_eagerly = False
         self._batches: dict[str, _Batch] = {}  # publish_soon's messages of this tick, per topic
 
     # -- opening ---------------------------------------------------------------------------------
@@ -138,6 +143,7 @@ class Connection(asyncio.Protocol):
             await self._authenticate()
         elif self.options.auth_secret:
             logger.warning("nsqd at %s does not ask for AUTH; the configured secret is not sent", self.address)
+        self._eager = True  # the handshake's commands were a burst, but nothing is in flight now
         self._arm_watchdog()
 
     async def _authenticate(self) -> None:
@@ -237,7 +243,7 @@ class Connection(asyncio.Protocol):
                     self.delegate.on_message(self, frame)
             elif type(frame) is codec.ResponseFrame:
                 if frame.data == codec.HEARTBEAT:
-                    self._write(codec.nop())
+                    self._write(codec.nop(), urgent=False)
                 elif self._waiters:
                     waiter = self._waiters.popleft()[0]
                     if not waiter.done():
@@ -282,17 +288,35 @@ class Connection(asyncio.Protocol):
 
     # -- commands --------------------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        self._out.append(data)
+    def _write(self, data: bytes, *, urgent: bool = True) -> None:
+        """Queue ``data`` for this tick's one ``write``; the first command of a quiet tick goes now.
+
+        Under load (the last tick had more than one command) everything waits for the flush in the
+        next loop iteration, so a burst costs one ``write``. When it is quiet, a command that is
+        first in its tick is written at once: a lone call or reply does not wait a loop iteration
+        for its flush. Commands that are not ``urgent`` (FIN, RDY, TOUCH, NOP) always wait.
+        """
+        if self._flush_scheduled:
+            self._out.append(data)
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+        if urgent and self._eager and self._transport is not None and not self.closed:
+            self._wrote_eagerly = True
+            self._transport.write(data)
+        else:
+            self._out.append(data)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        count = len(self._out)  # commands, and messages for those in an MPUB
         if self._batches:
+            count += sum(len(batch.bodies) for batch in self._batches.values())
             self._seal_batches()
         out = self._out
+        # quiet when this tick had one command (or message) in all, written eagerly or here
+        self._eager = count <= (0 if self._wrote_eagerly else 1)
+        self._wrote_eagerly = False
         if not out:
             return
         self._out = []
@@ -309,6 +333,8 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
         batch = self._batches.get(topic)
         if batch is None:
+            if self._eager and not self._flush_scheduled:  # alone in a quiet tick: PUB now
+                return self.request(codec.pub(topic, body))
             batch = self._batches[topic] = _Batch(self._loop.create_future())
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -343,7 +369,7 @@ class Connection(asyncio.Protocol):
     def _send(self, command: bytes) -> None:
         if self.closed:
             raise self._closed_error()
-        self._write(command)
+        self._write(command, urgent=False)
 
     def publish(self, topic: str, body: bytes) -> asyncio.Future[bytes]:
         return self.request(codec.pub(topic, body))
