@@ -48,6 +48,9 @@ FLOOR_LEGS = [
 
 def almanet_rows(caller: list[tuple[str, int]], service: list[tuple[str, int]]) -> list[dict[str, int]]:
     """Caller rows (call_start, c_pub_out, c_msg_in, resumed) joined with the service row inside each."""
+    # by time: a message's msg_in is added once data_received returns, with the time its bytes came,
+    # after what an eagerly started procedure did inside that data_received
+    caller, service = sorted(caller, key=lambda e: e[1]), sorted(service, key=lambda e: e[1])
     calls: list[dict[str, int]] = []
     row: dict[str, int] = {}
     for what, t in caller:

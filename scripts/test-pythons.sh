@@ -42,4 +42,4 @@ for v in 3.11 3.12 3.13 3.14; do
     "$ROOT/.venv-py$v/bin/python" -m pytest -q -p no:cacheprovider "${SUBSET[@]}"
     ran=$((ran + 1))
 done
-say "$ran other Python version(s) tested (the whole suite runs on ${main:-.venv's Python} with make test)"
+say "$ran other Python version(s) tested (the whole suite runs on Python ${main:-of .venv} with make test)"
