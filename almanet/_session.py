@@ -419,14 +419,15 @@ class Almanet:
                 raise
 
     def _on_reply(self, message: Message) -> None:
-        message.finish()
         try:
             reply = _wire.decode_reply(message.body)
         except _wire.WireError as exc:
+            message.finish()
             logger.warning("ignored a malformed reply on %s: %s", self._reply_topic, exc)
             return
         pending = self._pending.get(reply.call_id)
         if pending is None:
+            message.finish()
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.multi:
@@ -434,8 +435,9 @@ class Almanet:
         else:
             del self._pending[reply.call_id]
             if not pending.future.done():
-                pending.future.set_result(reply)
+                pending.future.set_result(reply)  # the caller resumes before the FIN is written
             self._deadlines.trim(pending.timeout)  # type: ignore[union-attr]
+        message.finish()
 
     def _expire(self, call_id: str) -> None:
         pending = self._pending.pop(call_id, None)
