@@ -574,19 +574,26 @@ class Almanet:
         except ValueError as exc:
             raise invalid_argument(str(exc)) from None
 
-    async def produce(self, topic: str, payload: Any, *, delay: float | None = None) -> None:
-        """Publish one JSON message; returns once nsqd has it."""
+    def produce(self, topic: str, payload: Any, *, delay: float | None = None) -> asyncio.Future[None]:
+        """Publish one JSON message; ``await`` the returned future for nsqd's OK.
+
+        Not a coroutine: the message is checked now (bad input raises here, nothing is sent) and
+        queued for this loop tick's PUB/MPUB, and the future is its own (cancelling it cancels no
+        other). So ``asyncio.gather`` over many ``produce()`` calls makes no task per message.
+        """
         self._require_open()
         self._check_topic(topic)
         body = self._encode(payload, "the message")
+        if delay:
+            _check_delay(delay)
+            return asyncio.ensure_future(self._produce_deferred(topic, delay, body))
+        return self._producer.publish_each(topic, body, lambda exc: translate_nsq_error(exc, _producing(topic)))
+
+    async def _produce_deferred(self, topic: str, delay: float, body: bytes) -> None:
         try:
-            if delay:
-                _check_delay(delay)
-                await self._producer.publish_deferred(topic, int(delay * 1000), body)
-            else:
-                await self._producer.publish(topic, body)
+            await self._producer.publish_deferred(topic, int(delay * 1000), body)
         except NSQError as exc:
-            raise translate_nsq_error(exc, f"cannot produce to {topic!r}") from None
+            raise translate_nsq_error(exc, _producing(topic)) from None
 
     async def produce_many(
         self,
@@ -618,7 +625,7 @@ class Almanet:
         try:
             await self._producer.publish_many(topic, bodies, progress=progress)
         except NSQError as exc:
-            raise translate_nsq_error(exc, f"cannot produce to {topic!r}") from None
+            raise translate_nsq_error(exc, _producing(topic)) from None
         return len(items)
 
     def consume(
@@ -643,6 +650,10 @@ class Almanet:
 
 
 MAX_DELAY = 3600.0  # nsqd's default --max-req-timeout, the limit of DPUB's delay
+
+
+def _producing(topic: str) -> str:
+    return f"cannot produce to {topic!r}"
 
 
 def _check_delay(delay: float) -> None:

@@ -325,6 +325,8 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
     add("f_gather", "produce → consume, gather(1,000 produce())", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0,
         "msgs/s")
     add("f_gather", "produce alone, gather(1,000 produce())", "produce_msgs_per_s", "", "higher", None, "msgs/s")
+    for workload in ("c_stream", "f_gather"):
+        add(workload, "messages missing", "missing", "0", "lower", None, "")
     add("d_mpub", "MPUB 1,000,000", "msgs_per_s", "≥ 100,000 msgs/s", "higher", None, "msgs/s")
     if "d_mpub" in raw and rows:
         rows[-1]["met"] = rows[-1]["almanet"]["median"] >= 100_000
