@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from ._nsq.options import ConnectionOptions, TLSOptions
     from ._runner import run
     from ._service import Procedure, Service
-    from ._session import Almanet, Subscription
+    from ._session import Almanet
+    from ._subscription import Subscription
 
 # Names are imported on first use, so that `almanet --help` does not pay for pydantic and asyncio.
 _LAZY = {
@@ -42,7 +43,7 @@ _LAZY = {
     "Procedure": "._service",
     "Service": "._service",
     "Almanet": "._session",
-    "Subscription": "._session",
+    "Subscription": "._subscription",
     "run": "._runner",
 }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -22,7 +21,6 @@ from typing import Any, TypeVar
 from . import _wire
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
-from ._runner import run
 from ._session import Almanet
 from ._validation import Signature, inspect_procedure
 
@@ -81,6 +79,8 @@ class _Running:
     # replies of a tick): their invocations are finished (FIN) when the OK comes
     replies: dict[asyncio.Future[None], list[tuple[Message, str]]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    # reply topics already checked (bench/caches.py: ~300 ns an invocation saved)
+    reply_topics: set[str] = field(default_factory=set)
     toucher: asyncio.TimerHandle | None = None
 
 
@@ -183,7 +183,7 @@ class Service:
         try:
             for procedure in self.procedures.values():
                 running.consumers.append(
-                    await session._subscribe(
+                    await session.broker.subscribe(
                         _wire.rpc_topic(procedure.uri),
                         _wire.channel_name(procedure.channel),
                         lambda m, p=procedure: self._on_invocation(p, m),
@@ -216,7 +216,7 @@ class Service:
         session = running.session
         client_reply = self._client_info(running)
         running.consumers.append(
-            await session._subscribe(
+            await session.broker.subscribe(
                 _wire.rpc_topic(_wire.CLIENT_DISCOVERY_URI),
                 _wire.channel_name(session.id),
                 lambda m: self._answer(m, client_reply),
@@ -232,7 +232,7 @@ class Service:
                 continue
             description = procedure.describe(session.id)
             running.consumers.append(
-                await session._subscribe(
+                await session.broker.subscribe(
                     topic,
                     _wire.channel_name(procedure.channel),
                     lambda m, d=description: self._answer(m, d),
@@ -270,7 +270,7 @@ class Service:
             message.requeue()
             return
         try:
-            invocation = _wire.decode_invocation(message.body)
+            invocation = _wire.decode_invocation(message.body, running.reply_topics)
         except _wire.WireError as exc:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()
@@ -326,7 +326,7 @@ class Service:
             return
         # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
         # replies there, and a reply sent elsewhere would land in a topic nobody reads.
-        published = running.session._publish_nowait(invocation.reply_topic, body, prefer=message._connection.address)
+        published = running.session.broker.publish_nowait(invocation.reply_topic, body, prefer=message.address)
         waiting = running.replies.get(published)
         if waiting is None:
             waiting = running.replies[published] = []
@@ -365,7 +365,7 @@ class Service:
         # that would close the subscription with the invocation in flight, and nsqd would hand it
         # to another instance after msg_timeout, running it twice.
         if running.replies:
-            await asyncio.wait(set(running.replies), timeout=running.session._options.command_timeout)
+            await asyncio.wait(set(running.replies), timeout=running.session.broker.options.command_timeout)
         self._running = None
         await running.session.leave()
 
@@ -385,63 +385,8 @@ class Service:
         """
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from ._serving import serve_until_signal
+
         code = serve_until_signal([self], addresses, **session_options)
         if code:
             raise SystemExit(code)
-
-
-async def serve_services(
-    services: list[Service],
-    addresses: tuple[str, ...] | None = None,
-    on_started: Callable[[], None] | None = None,
-    **session_options: Any,
-) -> int:
-    """Serve until SIGINT/SIGTERM, then drain; a second signal stops at once.
-
-    Returns 0 when every service drained, 130 when a second signal cut the drain short (the
-    invocations still in flight then go back to nsqd, to be delivered elsewhere).
-    """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    hard = asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            hard.set()
-            return
-        logger.info("stopping: finishing invocations in flight (signal again to stop at once)")
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    started: list[Service] = []
-    try:
-        for service in services:
-            await service.start(addresses, **session_options)
-            started.append(service)
-        if on_started is not None:
-            on_started()
-        await stop.wait()
-    except BaseException:
-        await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
-        raise
-    draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
-    interrupted = asyncio.ensure_future(hard.wait())
-    await asyncio.wait({draining, interrupted}, return_when=asyncio.FIRST_COMPLETED)
-    interrupted.cancel()
-    if not draining.done():
-        draining.cancel()
-        logger.warning("stopped at once: invocations in flight go back to nsqd")
-        return 130
-    logger.info("stopped")
-    return 0
-
-
-def serve_until_signal(
-    services: list[Service],
-    addresses: tuple[str, ...] | None = None,
-    on_started: Callable[[], None] | None = None,
-    **session_options: Any,
-) -> int:
-    """``serve_services`` in a new event loop (uvloop when installed); for ``serve()`` and the CLI."""
-    return run(serve_services(services, addresses, on_started, **session_options))

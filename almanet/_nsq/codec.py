@@ -35,7 +35,6 @@ __all__ = [
     "fin",
     "identify",
     "mpub",
-    "mpub_size",
     "nop",
     "pub",
     "rdy",
@@ -116,11 +115,6 @@ def mpub(topic: str, bodies: list[bytes]) -> bytes:
     for body in bodies:
         batch.add(body)
     return batch.command(topic)
-
-
-def mpub_size(bodies: list[bytes]) -> int:
-    """Bytes of MPUB's body for ``bodies``, as nsqd checks it against ``--max-body-size``."""
-    return 4 + sum(4 + len(b) for b in bodies)
 
 
 def rdy(count: int) -> bytes:

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-import orjson
-
 from . import codec
+from .address import Address
 from .errors import (
     NON_FATAL_ERROR_CODES,
     NSQConnectionError,
     NSQErrorResponse,
-    NSQHandshakeError,
     ProtocolError,
 )
-from .options import ConnectionOptions, TLSOptions, parse_address
+from .handshake import handshake, tls_required_error
+from .options import ConnectionOptions
 
 if TYPE_CHECKING:
     import ssl
@@ -100,15 +97,15 @@ class Connection(asyncio.Protocol):
         options: ConnectionOptions | None = None,
         delegate: ConnectionDelegate | None = None,
     ) -> Connection:
-        """Connect, send the magic and IDENTIFY (then TLS and AUTH when asked); bounded in time."""
+        """Connect, then ``handshake`` (magic, IDENTIFY, TLS and AUTH when asked); bounded in time."""
         options = options or ConnectionOptions()
-        host, port = parse_address(address)
+        host, port = Address.parse(address)
         connection = cls(address, options, delegate)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(options.connect_timeout):
                 await loop.create_connection(lambda: connection, host, port)
-                await connection._handshake()
+                await handshake(connection)
         except TimeoutError:
             connection._abort(NSQConnectionError(f"nsqd at {address} did not answer within {options.connect_timeout}s"))
             raise connection.close_error from None  # type: ignore[misc]
@@ -121,109 +118,41 @@ class Connection(asyncio.Protocol):
         except BaseException as exc:
             connection._abort(exc if isinstance(exc, Exception) else None)
             raise
+        connection._eager = True  # the handshake's commands were a burst, but nothing is in flight now
+        connection._arm_watchdog()
         return connection
 
-    async def _handshake(self) -> None:
-        self._write(codec.MAGIC_V2)
-        reply = await self.request(codec.identify(self.options.identify_body()))
-        if reply != b"OK":
-            try:
-                self.server_settings = orjson.loads(reply)
-            except orjson.JSONDecodeError:
-                raise ProtocolError(f"IDENTIFY answered with {reply[:80]!r}") from None
-        if self.options.tls is not None:
-            if not self.server_settings.get("tls_v1"):
-                # never fall back to plaintext when TLS was asked for
-                raise NSQHandshakeError(
-                    f"nsqd at {self.address} does not offer TLS: start it with --tls-cert and --tls-key,"
-                    " or set tls.enabled = false in almanet.toml to connect without TLS"
-                )
-            await self._upgrade_tls(self.options.tls)
-        if self.server_settings.get("auth_required"):
-            await self._authenticate()
-        elif self.options.auth_secret:
-            logger.warning("nsqd at %s does not ask for AUTH; the configured secret is not sent", self.address)
-        self._eager = True  # the handshake's commands were a burst, but nothing is in flight now
-        self._arm_watchdog()
-
-    async def _authenticate(self) -> None:
-        """AUTH with the configured secret; nsqd asks its --auth-http-address server about it."""
-        if not self.options.auth_secret:
-            raise NSQHandshakeError(
-                f"nsqd at {self.address} requires AUTH (it runs with --auth-http-address):"
-                " set auth.secret in almanet.toml"
-            )
-        try:
-            reply = await self.request(codec.auth(self.options.auth_secret.encode()))
-        except NSQErrorResponse as exc:
-            if exc.code == "E_AUTH_FAILED":
-                hint = "nsqd's auth server refused the secret (or could not be reached by nsqd)"
-            elif exc.code == "E_UNAUTHORIZED":
-                hint = "nsqd's auth server accepted the secret but grants it no permissions"
-            else:
-                hint = "nsqd refused the AUTH command"
-            raise NSQHandshakeError(
-                f"AUTH with nsqd at {self.address} failed ({exc}): {hint}; check auth.secret in almanet.toml"
-            ) from None
-        with contextlib.suppress(orjson.JSONDecodeError):
-            logger.debug("nsqd at %s: AUTH as %s", self.address, orjson.loads(reply))
-
-    async def _upgrade_tls(self, tls: TLSOptions) -> None:
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         """Turn this socket into TLS after IDENTIFY, as nsqd expects, then wait for nsqd's OK.
 
         nsqd sends its IDENTIFY reply in clear, then does the TLS handshake on the same socket,
         then sends an OK frame over TLS. ``start_tls`` hands the socket to its own SSL protocol and
         feeds us the decrypted bytes (``data_received``) from the handshake's end on; the OK's
-        waiter is queued before the handshake, so that OK finds it whenever it arrives.
+        waiter is queued before the handshake, so that OK finds it whenever it arrives. Raises
+        what the loop raised (``ssl.SSLError``, ``OSError``); ``handshake.py`` words it.
         """
-        import ssl
-
         assert self._transport is not None
-        context = _tls_context(tls, self.address)
-        host, _ = parse_address(self.address)
         waiter: asyncio.Future[bytes] = self._loop.create_future()
         self._waiters.append((waiter, b""))
         self._upgrading = True
         try:
             try:
-                transport = await self._loop.start_tls(self._transport, self, context, server_hostname=host)
+                transport = await self._loop.start_tls(self._transport, self, context, server_hostname=server_hostname)
             finally:
                 self._upgrading = False
             if transport is None or self.closed:  # the peer closed it during the handshake
                 raise ConnectionResetError("the connection was closed")
             self._transport = transport  # type: ignore[assignment]
             await waiter  # nsqd confirms the upgrade with an OK frame, over TLS
-        except ssl.SSLCertVerificationError as exc:
-            reason = f"nsqd's certificate did not verify ({exc.verify_message})"
-            raise NSQHandshakeError(self._tls_failure(reason, tls)) from None
-        except (ssl.SSLError, OSError) as exc:
-            # OSError covers NSQConnectionError: the OK's waiter failed as the connection went
-            reason = (str(exc) or type(exc).__name__).removeprefix(f"connection to nsqd at {self.address} lost: ")
-            raise NSQHandshakeError(self._tls_failure(reason, tls)) from None
         finally:
             if not waiter.done():
                 waiter.cancel()  # nobody will read it: keep asyncio from reporting it unretrieved
             elif not waiter.cancelled():
                 waiter.exception()
 
-    def _tls_failure(self, reason: str, tls: TLSOptions) -> str:
-        """What went wrong in the TLS handshake, and the setting that most likely fixes it."""
-        text = f"TLS with nsqd at {self.address} failed: {reason}"
-        low = reason.lower()
-        if "hostname mismatch" in low or "ip address mismatch" in low:
-            return f"{text}; connect by a name or address listed in nsqd's certificate (subjectAltName)"
-        if "verif" in low or "issuer" in low or "self-signed" in low or "self signed" in low:
-            where = f"tls.ca_file ({tls.ca_file}) is not" if tls.ca_file else "without tls.ca_file, the system CAs lack"
-            return (
-                f"{text}; {where} the CA that signed nsqd's certificate: set tls.ca_file in almanet.toml"
-                " to that CA (or tls.verify = false to skip the check)"
-            )
-        if not tls.cert_file and ("certificate" in low or "reset" in low or "closed" in low or "eof" in low):
-            return (
-                f"{text}; if nsqd runs with --tls-client-auth-policy it needs a client certificate:"
-                " set tls.cert_file and tls.key_file in almanet.toml"
-            )
-        return f"{text}; check the tls settings in almanet.toml against nsqd's --tls-* flags (e.g. --tls-min-version)"
+    def send_raw(self, data: bytes) -> None:
+        """Bytes that are no command (the protocol's magic), written with this tick's others."""
+        self._write(data)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -259,11 +188,7 @@ class Connection(asyncio.Protocol):
             return
         error: Exception = response
         if response.code == "E_INVALID" and response.text.endswith("(TLS required)"):
-            # nsqd --tls-required answers so the first command after a plaintext IDENTIFY
-            error = NSQHandshakeError(
-                f"nsqd at {self.address} requires TLS ({response}): set tls.enabled = true in almanet.toml,"
-                " with tls.ca_file naming the CA that signed nsqd's certificate"
-            )
+            error = tls_required_error(self.address, response)
         if self._waiters:
             waiter = self._waiters.popleft()[0]
             if not waiter.done():
@@ -278,9 +203,10 @@ class Connection(asyncio.Protocol):
         # as a TLS failure (start_tls itself tells us of a loss only once its handshake ended).
         if self._upgrading and exc is None:
             exc = ConnectionResetError("closed by nsqd during the TLS handshake")
-        error = self.close_error or (
-            NSQConnectionError(f"connection to nsqd at {self.address} lost: {exc}") if exc else None
-        )
+        error = self.close_error
+        if error is None and exc is not None:
+            error = NSQConnectionError(f"connection to nsqd at {self.address} lost: {exc}")
+            error.__cause__ = exc  # what the loop or OpenSSL said: handshake.py reads its type
         self._finish(error)
 
     def eof_received(self) -> bool | None:
@@ -439,9 +365,6 @@ class Connection(asyncio.Protocol):
                 self._transport.abort()
             self._finish(None)
 
-    async def wait_closed(self) -> None:
-        await self._closed_event.wait()
-
     def _closed_error(self) -> NSQConnectionError:
         if isinstance(self.close_error, NSQConnectionError):
             return self.close_error
@@ -490,26 +413,3 @@ class Connection(asyncio.Protocol):
                 self._watchdog = self._loop.call_later(timeout - silent + 0.05, check)
 
         self._watchdog = self._loop.call_later(timeout, check)
-
-
-@functools.lru_cache(maxsize=16)
-def _tls_context(tls: TLSOptions, address: str) -> ssl.SSLContext:
-    """The client SSL context for these settings (made once: loading a CA file costs ~ms)."""
-    import ssl
-
-    what = "tls.ca_file"
-    try:
-        context = ssl.create_default_context(cafile=tls.ca_file)
-        if not tls.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if tls.cert_file:
-            what = "tls.cert_file/tls.key_file"
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise NSQHandshakeError(
-            f"TLS with nsqd at {address}: cannot load {what} ({detail}): set {what} in almanet.toml"
-            " to readable PEM files"
-        ) from None
-    return context

@@ -36,6 +36,11 @@ class Message:
         self._connection = connection
         self._consumer = consumer
 
+    @property
+    def address(self) -> str:
+        """The nsqd that delivered it (``host:port``): where a reply to it is best published."""
+        return self._connection.address
+
     def finish(self) -> None:
         if self.responded:
             return

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .address import Address
 from .errors import NSQError
 from .http import DEFAULT_HTTP_TIMEOUT, LookupdHTTPClient, NSQHTTPError
 
@@ -47,19 +48,11 @@ def nsqd_tcp_addresses(nodes: Mapping[str, Any] | Iterable[Any]) -> list[str]:
     producers = (nodes.get("producers") or []) if isinstance(nodes, Mapping) else nodes
     found: dict[str, None] = {}
     for producer in producers:
-        if not isinstance(producer, Mapping):
+        address = Address.of_node(producer, "tcp")
+        if address is None:
+            logger.debug("skipped a /nodes entry without a host or a usable TCP port: %r", producer)
             continue
-        host = producer.get("broadcast_address") or producer.get("hostname")
-        port = producer.get("tcp_port")
-        if not isinstance(host, str) or not host or isinstance(port, bool) or not isinstance(port, int):
-            logger.debug("skipped a /nodes entry without a host or TCP port: %r", producer)
-            continue
-        if not 0 < port < 65536:
-            logger.debug("skipped a /nodes entry with TCP port %r", port)
-            continue
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        found[f"{host}:{port}"] = None
+        found[str(address)] = None
     return list(found)
 
 

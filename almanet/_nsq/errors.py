@@ -1,4 +1,4 @@
-"""Errors of the NSQ client, independent of almanet.
+"""Errors of the NSQ client, independent of any application built on it.
 
 ::
 
@@ -6,8 +6,9 @@
     ├── ProtocolError          the bytes from nsqd do not parse (the connection is unusable)
     ├── NSQConnectionError     connecting failed, or the connection was lost / closed
     │   └── NSQHandshakeError  nsqd is there but TLS or AUTH failed; the message names the fix
+    │       └── NSQSettingError    ... and ``setting`` names the option that fixes it
     ├── NSQErrorResponse       nsqd answered a command with an error frame (``code``, ``text``)
-    ├── NSQHTTPError           (http.py) an nsqd/nsqlookupd HTTP request failed
+    ├── NSQHTTPError           an nsqd/nsqlookupd HTTP request failed (raised by http.py)
     └── NSQLookupdError        (discovery.py) no nsqlookupd answered ``/nodes``
 """
 
@@ -19,8 +20,11 @@ __all__ = [
     "NSQConnectionError",
     "NSQError",
     "NSQErrorResponse",
+    "NSQHTTPError",
     "NSQHandshakeError",
+    "NSQSettingError",
     "ProtocolError",
+    "template_text",
 ]
 
 # nsqd closes the connection after these.
@@ -54,6 +58,51 @@ class NSQConnectionError(NSQError, ConnectionError):
 
 class NSQHandshakeError(NSQConnectionError):
     """nsqd answers, but the connection's TLS or AUTH failed: a setting to change, not an outage."""
+
+
+class NSQSettingError(NSQHandshakeError):
+    """A handshake failure that one of the client's options fixes; ``setting`` names it.
+
+    The message is a template: ``{tls}``, ``{ca_file}``, ``{cert_file}``, ``{key_file}``,
+    ``{verify}``, ``{auth_secret}`` stand for option names and ``{where}`` for where they are set,
+    so that a program configuring the client its own way words the fix in its own terms
+    (``render``). ``str()`` uses the client's own names (``TLSOptions.ca_file``).
+    """
+
+    NAMES = {
+        "tls": "ConnectionOptions.tls",
+        "ca_file": "TLSOptions.ca_file",
+        "cert_file": "TLSOptions.cert_file",
+        "key_file": "TLSOptions.key_file",
+        "verify": "TLSOptions.verify",
+        "auth_secret": "ConnectionOptions.auth_secret",
+    }
+
+    def __init__(self, template: str, *, setting: str) -> None:
+        self.template = template
+        self.setting = setting
+        super().__init__(self.render(self.NAMES))
+
+    def render(self, names: dict[str, str], where: str = "") -> str:
+        """The message with each option spelled as ``names`` says and ``where`` after the fix."""
+        return self.template.format_map({**self.NAMES, **names, "where": where})
+
+
+def template_text(text: object) -> str:
+    """``text`` made safe to put in an ``NSQSettingError`` template (its braces doubled)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+class NSQHTTPError(NSQError):
+    """An nsqd or nsqlookupd HTTP request failed; ``address`` and ``status`` (when there was one) tell where.
+
+    Defined here, not in http.py, so that catching it costs no import of the HTTP client.
+    """
+
+    def __init__(self, message: str, *, address: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.status = status
 
 
 class NSQErrorResponse(NSQError):

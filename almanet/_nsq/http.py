@@ -1,4 +1,4 @@
-"""Small asyncio-friendly clients for the HTTP APIs of nsqd (``/stats``) and nsqlookupd (``/lookup``, ``/nodes``).
+"""Small asyncio-friendly clients for the HTTP APIs of nsqd (``/stats``) and nsqlookupd (``/nodes``).
 
 The standard library's ``urllib.request`` runs in a worker thread (``asyncio.to_thread``) with a
 timeout, imported on first request: importing this module costs nothing (no gevent, no
@@ -14,7 +14,8 @@ import json
 import urllib.parse
 from typing import Any
 
-from .errors import NSQError
+from .address import Address
+from .errors import NSQHTTPError
 
 __all__ = [
     "DEFAULT_HTTP_TIMEOUT",
@@ -26,15 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_HTTP_TIMEOUT = 2.0
-
-
-class NSQHTTPError(NSQError):
-    """An nsqd or nsqlookupd HTTP request failed; ``address`` and ``status`` (when there was one) tell where."""
-
-    def __init__(self, message: str, *, address: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.address = address
-        self.status = status
 
 
 def _get_json_sync(address: str, path: str, timeout: float) -> Any:
@@ -121,24 +113,13 @@ class LookupdHTTPClient:
         value = _expect_dict(await get_json(self.address, "/nodes", timeout=self.timeout), self.address, "/nodes")
         return list(value.get("producers") or [])
 
-    async def lookup(self, topic: str) -> dict[str, Any]:
-        """``/lookup?topic=``: its ``producers`` and ``channels``; an unknown topic gives empty lists."""
-        path = "/lookup?" + urllib.parse.urlencode({"topic": topic})
-        try:
-            value = _expect_dict(await get_json(self.address, path, timeout=self.timeout), self.address, path)
-        except NSQHTTPError as exc:
-            if exc.status == 404:
-                return {"channels": [], "producers": []}
-            raise
-        return {"channels": list(value.get("channels") or []), "producers": list(value.get("producers") or [])}
-
     def __repr__(self) -> str:
         return f"LookupdHTTPClient({self.address!r})"
 
 
 def producer_address(producer: dict[str, Any], kind: str = "http") -> str:
     """``broadcast_address:http_port`` (or ``tcp_port``) of a lookupd producer entry."""
-    host = producer.get("broadcast_address") or producer.get("hostname") or "localhost"
-    port = producer.get(f"{kind}_port")
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{port}"
+    address = Address.of_node(producer, kind)
+    if address is None:
+        raise NSQHTTPError(f"lookupd listed an nsqd without a usable {kind} address: {producer!r}", address="?")
+    return str(address)

@@ -5,23 +5,9 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-__all__ = ["ConnectionOptions", "TLSOptions", "parse_address"]
+__all__ = ["DEFAULT_USER_AGENT", "ConnectionOptions", "TLSOptions"]
 
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` → (host, port); ValueError names the fault."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text:
-        raise ValueError(f"address {address!r} is not of the form host:port (e.g. localhost:4150)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"address {address!r} has a port that is not a number") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"address {address!r} has port {port} outside 1..65535")
-    return host, port
+DEFAULT_USER_AGENT = "asyncio-nsq/0.8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +39,7 @@ class ConnectionOptions:
 
     client_id: str = field(default_factory=lambda: socket.gethostname().split(".")[0])
     hostname: str = field(default_factory=socket.gethostname)
-    user_agent: str = "almanet-nsq/0.8"
+    user_agent: str = DEFAULT_USER_AGENT  # an application sets its own
     heartbeat_interval_ms: int = 30_000
     output_buffer_size: int | None = None
     output_buffer_timeout_ms: int | None = None

@@ -29,7 +29,7 @@ class _Tick:
 
     __slots__ = ("address", "items", "timer", "topic", "translate")
 
-    def __init__(self, address: str, topic: str, translate: Callable[[Exception], Exception] | None) -> None:
+    def __init__(self, address: str, topic: str, translate: Callable[[Exception, str], Exception] | None) -> None:
         self.address = address
         self.topic = topic
         self.translate = translate
@@ -195,15 +195,15 @@ class Producer:
         await self._with_failover(lambda c: c.publish_soon(topic, body))
 
     def publish_each(
-        self, topic: str, body: bytes, translate: Callable[[Exception], Exception] | None = None
+        self, topic: str, body: bytes, translate: Callable[[Exception, str], Exception] | None = None
     ) -> asyncio.Future[None]:
         """Publish like ``publish()``, without a coroutine or a task per message.
 
         The future is this message's own (cancelling it cancels no other); the messages of one
         tick share one PUB/MPUB, one done callback and one ``command_timeout`` timer. A lost
         connection's commands are resent elsewhere (``_resend``); no answer in time publishes the
-        tick's messages again on another nsqd, as ``publish()`` does. ``translate`` maps the
-        client's errors to the caller's.
+        tick's messages again on another nsqd, as ``publish()`` does. ``translate(error, topic)``
+        maps the client's errors to the caller's.
         """
         connection = self._live()
         if connection is None:  # nothing connected: open one (or fail over) in a task
@@ -219,14 +219,14 @@ class Producer:
         return future
 
     async def _publish_translated(
-        self, topic: str, body: bytes, translate: Callable[[Exception], Exception] | None
+        self, topic: str, body: bytes, translate: Callable[[Exception, str], Exception] | None
     ) -> None:
         try:
             await self.publish(topic, body)
         except NSQError as exc:
             if translate is None:
                 raise
-            raise translate(exc) from None
+            raise translate(exc, topic) from None
 
     def _tick_done(self, sent: asyncio.Future[bytes]) -> None:
         tick = self._ticks.pop(sent, None)
@@ -238,7 +238,7 @@ class Producer:
         if error is None and sent.cancelled():
             error = NSQConnectionError(f"publishing to {tick.topic} was cancelled")
         if error is not None and tick.translate is not None and isinstance(error, NSQError):
-            error = tick.translate(error)
+            error = tick.translate(error, tick.topic)
         for future, _ in tick.items:
             if future.done():
                 continue
@@ -265,7 +265,7 @@ class Producer:
             try:
                 await self._with_failover(lambda c: c.publish_batch(tick.topic, batch), tick.address, late)
             except NSQError as exc:
-                error = tick.translate(exc) if tick.translate is not None else exc
+                error = tick.translate(exc, tick.topic) if tick.translate is not None else exc
             for future, _ in items:
                 if not future.done():
                     future.set_exception(error) if error is not None else future.set_result(None)

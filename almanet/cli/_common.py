@@ -145,17 +145,13 @@ async def open_session(settings: Any) -> Any:
     return almanet.new_session(*settings.nsqd, **session_options(settings))
 
 
-async def discover(session: Any, timeout: float) -> list[dict[str, Any]]:
-    """The discovery replies of the live service instances (``_api_schema_.client`` multicall)."""
-    from almanet._wire import CLIENT_DISCOVERY_URI
+async def discover(session: Any, timeout: float) -> list[Any]:
+    """The live service instances (``_wire.Instance``), from the ``_api_schema_.client`` multicall."""
+    from almanet._wire import CLIENT_DISCOVERY_URI, decode_discovery
 
     replies = await session.multicall(CLIENT_DISCOVERY_URI, None, timeout=timeout)
-    found = []
-    for reply in replies:
-        payload = getattr(reply, "payload", None)
-        if isinstance(payload, dict) and isinstance(payload.get("client"), str):
-            found.append(payload)
-    found.sort(key=lambda r: (str(r.get("prepath", "")), str(r.get("host", "")), r.get("pid") or 0))
+    found = [i for i in (decode_discovery(getattr(r, "payload", None)) for r in replies) if i is not None]
+    found.sort(key=lambda i: (i.prepath or "", i.host or "", i.pid or 0))
     return found
 
 
@@ -163,6 +159,7 @@ async def discover(session: Any, timeout: float) -> list[dict[str, Any]]:
 def exit_on_errors(*, timeout_message: str = "no service answered within the timeout") -> Iterator[None]:
     """Domain errors → one line on stderr and the documented exit code."""
     from almanet._errors import almanet_error, broker_error, config_error, invalid_argument
+    from almanet._nsq.errors import NSQHTTPError  # defined with the other client errors: no HTTP import
 
     try:
         yield
@@ -174,13 +171,8 @@ def exit_on_errors(*, timeout_message: str = "no service answered within the tim
         fail(str(exc), Exit.BROKER, label="broker unavailable")
     except almanet_error as exc:
         fail(str(exc), Exit.BROKER, label="error")
-    except Exception as exc:
-        # Only commands that talk HTTP import the HTTP client (it costs start-up time): an
-        # NSQHTTPError can only come from a command that has loaded it.
-        http = sys.modules.get("almanet._nsq.http")
-        if http is not None and isinstance(exc, http.NSQHTTPError):
-            fail(str(exc), Exit.BROKER, label="broker unavailable")
-        raise
+    except NSQHTTPError as exc:
+        fail(str(exc), Exit.BROKER, label="broker unavailable")
 
 
 def parse_json_argument(text: str, what: str = "payload") -> Any:

@@ -37,15 +37,8 @@ async def _live_uris(incomplete: str) -> list[str]:
     settings = dataclasses.replace(settings, connect_timeout=min(settings.connect_timeout, COMPLETION_BUDGET / 2))
     session = await open_session(settings)
     async with session:
-        replies = await discover(session, timeout=COMPLETION_BUDGET / 2)
-    uris: set[str] = set()
-    for reply in replies:
-        for procedure in reply.get("procedures") or []:
-            if isinstance(procedure, dict) and isinstance(procedure.get("uri"), str):
-                uris.add(procedure["uri"])
-        for route in reply.get("routes") or []:
-            if isinstance(route, str):
-                uris.add(route.rsplit("/", 1)[0])
+        instances = await discover(session, timeout=COMPLETION_BUDGET / 2)
+    uris: set[str] = set().union(*(instance.uris for instance in instances))
     return sorted(u for u in uris if u.startswith(incomplete))
 
 

@@ -50,25 +50,18 @@ async def _describe(settings: Any, uri: str, timeout: float) -> list[dict[str, A
 
     session = await open_session(settings)
     async with session:
-        replies = await discover(session, timeout)
+        instances = await discover(session, timeout)
         found: list[dict[str, Any]] = []
         known: set[str] = set()
         legacy_channels: list[str] = []
-        for reply in replies:
-            described = [
-                p for p in reply.get("procedures") or [] if isinstance(p, dict) and isinstance(p.get("uri"), str)
-            ]
-            known.update(p["uri"] for p in described)
-            for procedure in described:
-                if procedure["uri"] == uri:
-                    found.append(procedure)
-            if not described:  # almanet 0.7.0: only "uri/channel" routes; ask the per-procedure topic
-                for route in reply.get("routes") or []:
-                    if isinstance(route, str) and "/" in route:
-                        route_uri, channel = route.rsplit("/", 1)
-                        known.add(route_uri)
-                        if route_uri == uri and channel not in legacy_channels:
-                            legacy_channels.append(channel)
+        for instance in instances:
+            known.update(p.uri for p in instance.procedures)
+            found.extend(p.document for p in instance.procedures if p.uri == uri)
+            if not instance.procedures:  # almanet 0.7.0: only "uri/channel" routes; ask the per-procedure topic
+                for route_uri, channel in instance.routes:
+                    known.add(route_uri)
+                    if route_uri == uri and channel not in legacy_channels:
+                        legacy_channels.append(channel)
         for channel in legacy_channels:
             try:
                 found.append((await session.call(describe_uri(uri, channel), None, timeout=timeout)).payload)

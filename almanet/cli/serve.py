@@ -107,7 +107,7 @@ def serve(
         lookupd = options["lookupd"] = tuple(settings.lookupd_http)
     shown = addresses if addresses is not None else services[0].addresses
     _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd)
-    from almanet._service import serve_until_signal
+    from almanet._serving import serve_until_signal
 
     with exit_on_errors():
         code = serve_until_signal(services, addresses, lambda: logging.getLogger("almanet").info("ready"), **options)

@@ -10,8 +10,6 @@ import typer
 from ._common import ConfigOption, Exit, JsonOption, NsqdOption, exit_on_errors, fail, load, open_session, run
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
-RPC_PREFIX = "_rpc_."
-_INTERNAL = ("_rpc_._api_schema_.", "_rpc_._reply_.")
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +68,7 @@ async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
     return build_report(instances, stats, errors)
 
 
-async def _discover(session: Any, timeout: float) -> list[dict[str, Any]]:
+async def _discover(session: Any, timeout: float) -> list[Any]:
     from ._common import discover
 
     return await discover(session, timeout)
@@ -93,34 +91,28 @@ def _topic_stats(stats: dict[str, Any], topic: str, channel: str) -> dict[str, A
     return {"topic": False, "subscribers": 0, "depth": 0, "in_flight": 0}
 
 
-def build_report(
-    instances: list[dict[str, Any]], stats: dict[str, dict[str, Any]], errors: list[str]
-) -> dict[str, Any]:
-    """Instances + per-procedure nsqd numbers; pure, so it is tested without processes."""
-    from almanet._wire import channel_name
+def build_report(instances: list[Any], stats: dict[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
+    """Instances (``_wire.Instance``) + per-procedure nsqd numbers; pure, so it is tested without processes."""
+    from almanet._wire import DEFAULT_CHANNEL, RPC_PREFIX, channel_name, is_internal_topic
 
     now = time.time()
     procedures: dict[tuple[str, str], dict[str, Any]] = {}
     rows = []
-    for reply in instances:
+    for instance in instances:
         uris = []
-        described = [p for p in reply.get("procedures") or [] if isinstance(p, dict) and "uri" in p]
-        pairs = [(p["uri"], str(p.get("channel") or "RPC")) for p in described]
-        if not pairs:  # an almanet 0.7.0 service: only "uri/channel" routes
-            pairs = [tuple(r.rsplit("/", 1)) for r in reply.get("routes") or [] if isinstance(r, str) and "/" in r]
-        for uri, channel in pairs:
+        for uri, channel in instance.served:
             uris.append(uri)
             entry = procedures.setdefault((uri, channel), {"uri": uri, "channel": channel, "instances": []})
-            entry["instances"].append(reply["client"])
-        started = reply.get("started_at")
+            entry["instances"].append(instance.client)
+        started = instance.started_at
         rows.append(
             {
-                "instance": reply["client"],
-                "prepath": reply.get("prepath"),
-                "host": reply.get("host"),
-                "pid": reply.get("pid"),
+                "instance": instance.client,
+                "prepath": instance.prepath,
+                "host": instance.host,
+                "pid": instance.pid,
                 "started_at": started,
-                "uptime": max(0.0, now - started) if isinstance(started, int | float) else None,
+                "uptime": max(0.0, now - started) if started is not None else None,
                 "procedures": uris,
             }
         )
@@ -129,10 +121,10 @@ def build_report(
     for node in stats.values():
         for entry in node.get("topics") or []:
             name = entry.get("topic_name") or ""
-            if name.startswith(RPC_PREFIX) and not name.startswith(_INTERNAL) and name not in served_topics:
+            if name.startswith(RPC_PREFIX) and not is_internal_topic(name) and name not in served_topics:
                 served_topics.add(name)
                 uri = name[len(RPC_PREFIX) :]
-                procedures[(uri, "RPC")] = {"uri": uri, "channel": "RPC", "instances": []}
+                procedures[(uri, DEFAULT_CHANNEL)] = {"uri": uri, "channel": DEFAULT_CHANNEL, "instances": []}
     for (uri, channel), entry in procedures.items():
         topic = RPC_PREFIX + uri
         try:

@@ -208,7 +208,7 @@ def test_leave_stops_the_poller_and_closes_every_connection(
         await session.leave()
         assert asyncio.all_tasks() == baseline
         assert pollers[0].done()
-        assert not session._producer._connections and not session._consumers
+        assert not session.broker._producer._connections and not session.broker._consumers
         await wait_for_async(
             lambda: not (a.channel_stats(topic, channel) or {}).get("clients"),
             timeout=5,

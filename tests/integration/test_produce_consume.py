@@ -111,7 +111,7 @@ def test_max_attempts_finishes_after_the_last_attempt(
     nsqd: NsqdProcess, unique_name: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
     topic, channel = unique_name(), unique_name("ch")
-    caplog.set_level(logging.ERROR, logger="almanet._session")
+    caplog.set_level(logging.ERROR, logger="almanet._subscription")
 
     def gave_up() -> bool:
         return any("max_attempts=2" in r.getMessage() and topic in r.getMessage() for r in caplog.records)

@@ -570,3 +570,23 @@ def test_example_file_mentions_every_key_and_variable() -> None:
         assert f"{name} = " in text, key
     for var in ENV_VARS:
         assert var in text
+
+
+def test_example_file_documents_every_key_of_the_table_in_its_section() -> None:
+    """Each key of the one table is set, or shown commented out, under its own [section]."""
+    import tomllib
+
+    from almanet._config import TABLE
+
+    text = (REPO_ROOT / "almanet.toml.example").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    blocks = dict(re.findall(r"^\[(\w+)\]\n(.*?)(?=^\[|\Z)", text, flags=re.M | re.S))
+    for key in TABLE:
+        assert key.section in blocks, f"[{key.section}] is missing from almanet.toml.example"
+        commented = re.search(rf"^#\s*{re.escape(key.short)} = ", blocks[key.section], flags=re.M)
+        assert key.short in data.get(key.section, {}) or commented, f"{key.name} is not documented"
+        if key.kind in ("seconds", "bool") and key.short in data[key.section]:
+            assert data[key.section][key.short] == key.default, f"{key.name}: the example differs from the default"
+        if key.env:
+            assert key.env in blocks[key.section], f"{key.name}: its variable {key.env} is not mentioned"
+    assert len({key.name for key in TABLE}) == len(TABLE)

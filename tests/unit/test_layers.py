@@ -19,30 +19,35 @@ ROOT = Path(__file__).resolve().parents[2] / "almanet"
 RANKS: dict[str, int] = {
     # L0 pure
     "almanet._nsq.codec": 0,
-    "almanet._nsq.frames": 0,
     "almanet._nsq.names": 0,
-    "almanet._nsq.flow": 0,
+    "almanet._nsq.address": 0,
     "almanet._nsq.backoff": 0,
     "almanet._nsq.options": 0,
     "almanet._nsq.errors": 0,
     "almanet._wire": 0,
     "almanet._errors": 0,
     "almanet._config": 0,  # "beside": uses L0 only
+    "almanet._config_file": 0,
     # L1 one socket
     "almanet._nsq.connection": 1,
+    "almanet._nsq.handshake": 1,
     "almanet._nsq.http": 1,
     # L2 topology
     "almanet._nsq.producer": 2,
     "almanet._nsq.consumer": 2,
     "almanet._nsq.discovery": 2,
     "almanet._nsq": 2,  # the package __init__
-    # L3 session
+    # L3 session: the Broker (connections) under the Caller (RPC) and Subscription, under the facade
+    "almanet._broker": 3,
+    "almanet._caller": 3,
+    "almanet._subscription": 3,
     "almanet._session": 3,
     "almanet._models": 3,
     "almanet._runner": 1,
     # L4 service
     "almanet._validation": 4,
     "almanet._service": 4,
+    "almanet._serving": 4,
     # the public facade, then the CLI on top of everything
     "almanet": 5,
 }
@@ -51,12 +56,14 @@ CLI_RANK = 6
 PURE = {
     "almanet._nsq.codec",
     "almanet._nsq.names",
+    "almanet._nsq.address",
     "almanet._nsq.backoff",
     "almanet._nsq.options",
     "almanet._nsq.errors",
     "almanet._wire",
     "almanet._errors",
     "almanet._config",
+    "almanet._config_file",
     "almanet._validation",
 }
 IMPURE = {"asyncio", "socket", "ssl"}
@@ -238,3 +245,86 @@ def test_no_import_goes_up_a_layer() -> None:
             if rank(target) > rank(module):
                 bad.append(f"{module} (L{rank(module)}):{line} imports {target} (L{rank(target)})")
     assert not bad, "imports must go down the layers:\n" + "\n".join(bad)
+
+
+# -- private attributes and what the NSQ client may say --------------------------------------
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """The underscore names a module defines itself: its functions, classes, attributes, slots."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__slots__" for t in node.targets):
+            names.update(
+                e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            )
+    return {n for n in names if n.startswith("_")}
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def foreign_private_reads(source: str) -> list[tuple[int, str]]:
+    """(line, attribute) for each ``x._name`` whose ``_name`` this source does not define itself."""
+    tree = ast.parse(source)
+    own = _own_private_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        if node.attr in own or _dotted(node) in MODULES:  # `almanet._wire` named as a module
+            continue
+        found.append((node.lineno, node.attr))
+    return found
+
+
+def test_private_read_checker_on_known_source() -> None:
+    source = (
+        "class A:\n"
+        "    __slots__ = ('_slot',)\n"
+        "    def __init__(self, other):\n"
+        "        self._mine = 1\n"
+        "        other._mine = 2\n"
+        "        other._slot\n"
+        "        other._theirs\n"
+        "        other.__class__\n"
+        "    def _helper(self): ...\n"
+        "import almanet._wire\n"
+        "almanet._wire.new_id\n"
+        "A(None)._helper()\n"
+    )
+    assert foreign_private_reads(source) == [(7, "_theirs")]
+
+
+def test_no_module_reads_another_modules_private_attributes() -> None:
+    """Couplings go through names a module offers (no ``session._subscribe``, ``message._connection``)."""
+    bad = [
+        f"{module}:{line} reads .{attr}, which it does not define"
+        for module, path in MODULES.items()
+        for line, attr in foreign_private_reads(path.read_text(encoding="utf-8"))
+    ]
+    assert not bad, "use a public (or package-public) name instead:\n" + "\n".join(bad)
+
+
+def test_the_nsq_client_never_mentions_almanet() -> None:
+    """Not in code, messages or docs: fixes are worded by whoever configured the client (the Broker)."""
+    bad = [
+        f"{module}:{number}: {line.strip()}"
+        for module, path in MODULES.items()
+        if module.startswith("almanet._nsq")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "almanet" in line.lower()
+    ]
+    assert not bad, "almanet/_nsq must stay a standalone NSQ client:\n" + "\n".join(bad)

@@ -1,12 +1,12 @@
-"""almanet._session.remote_error: an error reply becomes the caller's own exception class."""
+"""almanet._caller.remote_error: an error reply becomes the caller's own exception class."""
 
 from __future__ import annotations
 
 import pytest
 
 import almanet
+from almanet._caller import remote_error
 from almanet._errors import InternalError, ValidationError, rpc_error
-from almanet._session import remote_error
 from almanet._wire import error_payload
 
 

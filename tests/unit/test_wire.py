@@ -280,3 +280,66 @@ def test_call_ids_are_32_hex_unique_and_share_a_per_session_prefix() -> None:
     assert len(set(ids)) == 1000
     assert {i[:16] for i in ids} == {ids[0][:16]}
     assert second.next()[:16] != ids[0][:16]  # 64 random bits apart
+
+
+# -- decode_discovery ---------------------------------------------------------------------------
+
+
+def test_decode_discovery_reads_an_almanet_reply() -> None:
+    from almanet._wire import decode_discovery
+
+    payload = {
+        "client": "c1",
+        "version": 1,
+        "routes": ["net.a.x/RPC", "net.a.y/fast"],
+        "prepath": "net.a",
+        "host": "h",
+        "pid": 42,
+        "started_at": 1700000000,
+        "procedures": [
+            {"uri": "net.a.x", "channel": "RPC", "tags": ["t"], "description": "X."},
+            {"uri": "net.a.y", "channel": "fast"},
+            {"no": "uri"},
+        ],
+    }
+    instance = decode_discovery(payload)
+    assert instance is not None
+    assert instance.client == "c1" and instance.prepath == "net.a" and instance.host == "h" and instance.pid == 42
+    assert instance.started_at == 1700000000.0
+    assert [(p.uri, p.channel, p.tags, p.description) for p in instance.procedures] == [
+        ("net.a.x", "RPC", ("t",), "X."),
+        ("net.a.y", "fast", (), ""),
+    ]
+    assert instance.procedures[0].document is payload["procedures"][0]
+    assert instance.served == (("net.a.x", "RPC"), ("net.a.y", "fast"))
+    assert instance.uris == {"net.a.x", "net.a.y"}
+
+
+def test_decode_discovery_reads_a_070_reply_and_drops_odd_fields() -> None:
+    from almanet._wire import decode_discovery
+
+    instance = decode_discovery({"client": "c", "routes": ["a.b/RPC", "no-channel", 7], "pid": True, "host": 3})
+    assert instance is not None
+    assert instance.procedures == () and instance.served == (("a.b", "RPC"),)
+    assert instance.pid is None and instance.host is None and instance.started_at is None
+    for not_discovery in (None, [], "x", {"routes": []}, {"client": 5}):
+        assert decode_discovery(not_discovery) is None
+
+
+def test_internal_topics_are_told_from_procedures() -> None:
+    from almanet._wire import is_internal_topic, reply_topic, rpc_topic
+
+    assert is_internal_topic(reply_topic("abc"))
+    assert is_internal_topic(rpc_topic("_api_schema_.client"))
+    assert not is_internal_topic(rpc_topic("net.example.greeting"))
+
+
+def test_known_reply_topics_are_the_receivers_and_bad_ones_never_enter() -> None:
+    known: set[str] = set()
+    assert decode_invocation(json.dumps(_invocation()).encode(), known).reply_topic == REPLY_TOPIC
+    assert known == {REPLY_TOPIC}
+    bad = json.dumps(_invocation(reply_topic="no spaces allowed")).encode()
+    for receiver in (known, None):
+        with pytest.raises(WireError, match="reply topic"):
+            decode_invocation(bad, receiver)
+    assert known == {REPLY_TOPIC}

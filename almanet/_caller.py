@@ -1,0 +1,313 @@
+"""``Caller``: a session's calls in flight — ids, pending replies, deadlines, the reply subscription.
+
+A call is registered as pending and published in one synchronous step (``_start``), so a tick's
+invocations leave in one MPUB, in the order they were made, and a reply can never come before
+its call is known. One watcher serves each published batch; one timer serves every deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from . import _wire
+from ._broker import Broker, translate_nsq_error
+from ._errors import invalid_argument, rpc_error, session_state_error
+from ._models import CallResult
+from ._nsq.consumer import Consumer, Message
+from ._nsq.errors import NSQError
+
+__all__ = ["REPLY_MAX_IN_FLIGHT", "Caller", "remote_error"]
+
+logger = logging.getLogger(__name__)
+
+REPLY_MAX_IN_FLIGHT = 2000
+
+
+def _find_error_class(name: str, base: type[rpc_error] = rpc_error) -> type[rpc_error] | None:
+    """The caller's own ``rpc_error`` subclass of that name, the newest defined one winning."""
+    found: type[rpc_error] | None = None
+    stack = list(base.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        if cls.__name__ == name:
+            found = cls
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+def remote_error(payload: Any) -> rpc_error:
+    """Rebuild the exception a procedure raised from an error reply's payload."""
+    name, args = _wire.parse_error_payload(payload)
+    cls = _find_error_class(name) or rpc_error
+    error = cls.__new__(cls)
+    rpc_error.__init__(error, *args, name=name)  # bypass user __init__: args come from the wire
+    return error
+
+
+class _Deadlines:
+    """One timer for all pending calls, and no per-call timer.
+
+    Calls made with the same timeout expire in the order they were made, so each timeout value
+    keeps a FIFO of (deadline, call id); the timer is armed for the earliest head. Answered calls
+    are dropped from the head as they complete, so the queues stay as short as the calls in flight.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pending: dict[str, Any], expire: Callable[[str], None]) -> None:
+        self._loop = loop
+        self._pending = pending
+        self._queues: dict[float, collections.deque[tuple[float, str]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+        self._expire = expire
+
+    def add(self, timeout: float, call_id: str) -> None:
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = collections.deque()
+        deadline = self._loop.time() + timeout
+        queue.append((deadline, call_id))
+        if deadline < self._armed_at:
+            self._arm(deadline)
+
+    def trim(self, timeout: float) -> None:
+        """Forget answered calls at the head of ``timeout``'s queue."""
+        queue = self._queues.get(timeout)
+        pending = self._pending
+        while queue and queue[0][1] not in pending:
+            queue.popleft()
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_at = deadline
+        self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed_at = float("inf")
+        now = self._loop.time()
+        earliest = float("inf")
+        for timeout, queue in list(self._queues.items()):
+            while queue and queue[0][0] <= now:
+                self._expire(queue.popleft()[1])
+            self.trim(timeout)
+            if queue:
+                earliest = min(earliest, queue[0][0])
+            else:
+                del self._queues[timeout]
+        if earliest != float("inf"):
+            self._arm(earliest)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._queues.clear()
+
+
+class _Pending:
+    """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
+
+    __slots__ = ("future", "multi", "replies", "timeout", "uri")
+
+    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float) -> None:
+        self.future = future
+        self.uri = uri
+        self.multi = multi
+        self.timeout = timeout
+        self.replies: list[_wire.Reply] = []
+
+
+class Caller:
+    """The RPC half of a session, made when it joins: ``call``, ``multicall``, ``delay_call``.
+
+    Arguments are checked by the session; this class checks what only it can (the URI's topic,
+    the invocation's size). ``close()`` fails the calls still pending; the broker stops the
+    reply consumer with every other consumer.
+    """
+
+    def __init__(self, broker: Broker, session_id: str, default_timeout: float) -> None:
+        self.broker = broker
+        self.session_id = session_id
+        self.default_timeout = default_timeout
+        self.reply_topic = _wire.reply_topic(session_id)
+        self._loop = asyncio.get_running_loop()  # kept: get_running_loop costs a getpid() call
+        self._call_ids = _wire.IdSequence()
+        self._topics: dict[str, str] = {}  # uri -> topic, checked once
+        self._pending: dict[str, _Pending] = {}
+        self._deadlines = _Deadlines(self._loop, self._pending, self._expire)
+        self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
+        self._replies: Consumer | None = None
+        self._replies_ready: asyncio.Future[None] | None = None
+
+    @property
+    def replies_ready(self) -> bool:
+        """The reply topic is subscribed: a call can be published at once."""
+        ready = self._replies_ready
+        return ready is not None and ready.done()
+
+    async def ensure_replies(self) -> None:
+        """Subscribe the reply topic once; concurrent first calls share that one attempt.
+
+        ``_replies_ready`` is None (no attempt yet, or the last one failed), pending, or done
+        with success. A failed attempt fails its waiters too; a cancelled one makes a waiter
+        try again itself, never cancels it.
+        """
+        while True:
+            ready = self._replies_ready
+            if ready is None:
+                ready = self._replies_ready = self._loop.create_future()
+                try:
+                    self._replies = await self.broker.subscribe(
+                        self.reply_topic,
+                        _wire.REPLY_CHANNEL,
+                        self._on_reply,
+                        max_in_flight=REPLY_MAX_IN_FLIGHT,
+                        low_latency=True,
+                    )
+                except asyncio.CancelledError:
+                    self._replies_ready = None
+                    ready.cancel()
+                    raise
+                except BaseException as exc:
+                    self._replies_ready = None
+                    ready.set_exception(exc)
+                    ready.exception()  # retrieved: the raise below reports it
+                    raise
+                ready.set_result(None)
+                return
+            if ready.done():
+                return
+            try:
+                await asyncio.shield(ready)
+                return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if ready.cancelled() and task is not None and not task.cancelling():
+                    continue  # the attempt we waited on was cancelled, not us: try ourselves
+                raise
+
+    def _on_reply(self, message: Message) -> None:
+        # FIN last: the caller's task is woken before the FIN is queued, so it resumes (and sends
+        # its next call) before that write, not after it
+        try:
+            self._take_reply(message)
+        finally:
+            message.finish()
+
+    def _take_reply(self, message: Message) -> None:
+        try:
+            reply = _wire.decode_reply(message.body)
+        except _wire.WireError as exc:
+            logger.warning("ignored a malformed reply on %s: %s", self.reply_topic, exc)
+            return
+        pending = self._pending.get(reply.call_id)
+        if pending is None:
+            logger.debug("reply to %s came after its call ended", reply.call_id)
+            return
+        if pending.multi:
+            pending.replies.append(reply)
+        else:
+            del self._pending[reply.call_id]
+            if not pending.future.done():
+                pending.future.set_result(reply)
+            self._deadlines.trim(pending.timeout)
+
+    def _expire(self, call_id: str) -> None:
+        pending = self._pending.pop(call_id, None)
+        if pending is None or pending.future.done():
+            return
+        if pending.multi:
+            pending.future.set_result(pending.replies)
+        else:
+            pending.future.set_exception(
+                TimeoutError(f"no reply from {pending.uri!r}: no service answered within the timeout")
+            )
+
+    def topic_of(self, uri: str) -> str:
+        """The URI's topic, checked once per URI: ~330 ns of the caller's ~10 µs a call (bench/caches.py)."""
+        topic = self._topics.get(uri)
+        if topic is None:
+            try:
+                topic = _wire.rpc_topic(uri)
+            except ValueError as exc:
+                raise invalid_argument(str(exc)) from None
+            if len(self._topics) < 10_000:
+                self._topics[uri] = topic
+        return topic
+
+    def invocation(self, payload: Any) -> tuple[str, bytes]:
+        """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
+        call_id = self._call_ids.next()
+        try:
+            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic)
+        except _wire.WireError as exc:
+            raise invalid_argument(str(exc)) from None
+        self.broker.check_size(body, "the payload")
+        return call_id, body
+
+    def _start(self, uri: str, payload: Any, timeout: float | None, multi: bool) -> tuple[str, asyncio.Future[Any]]:
+        """Register the call and publish it, with no await in between (wire order, one MPUB a tick)."""
+        topic = self.topic_of(uri)
+        timeout = self.default_timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise invalid_argument("timeout must be positive")
+        call_id, body = self.invocation(payload)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending[call_id] = _Pending(future, uri, multi, timeout)
+        self._deadlines.add(timeout, call_id)
+        published = self.broker.publish_nowait(topic, body)
+        # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
+        calls = self._publishing.get(published)
+        if calls is None:
+            calls = self._publishing[published] = []
+            published.add_done_callback(self._on_published)
+        calls.append(call_id)
+        return call_id, future
+
+    def _on_published(self, published: asyncio.Future[None]) -> None:
+        calls = self._publishing.pop(published, [])
+        error = None if published.cancelled() else published.exception()
+        if error is None:
+            return
+        for call_id in calls:
+            pending = self._pending.pop(call_id, None)
+            if pending is not None and not pending.future.done():
+                failure = error
+                if isinstance(error, NSQError):
+                    failure = translate_nsq_error(error, f"cannot call {pending.uri!r}")
+                pending.future.set_exception(failure)
+
+    async def _wait(self, call_id: str, future: asyncio.Future[Any]) -> Any:
+        try:
+            return await future
+        finally:
+            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+                self._pending.pop(call_id, None)
+
+    async def call(self, uri: str, payload: Any, timeout: float | None) -> CallResult[Any]:
+        """One reply; the reply subscription must be ready (``ensure_replies``)."""
+        call_id, future = self._start(uri, payload, timeout, multi=False)
+        try:  # _wait inlined: one coroutine less per call
+            reply: _wire.Reply = await future
+        finally:
+            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+                self._pending.pop(call_id, None)
+        if reply.is_error:
+            raise remote_error(reply.payload)
+        return CallResult(reply.call_id, reply.payload)
+
+    async def multicall(self, uri: str, payload: Any, timeout: float) -> list[CallResult[Any] | rpc_error]:
+        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, multi=True))
+        return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
+
+    def close(self) -> None:
+        """Fail every call still waiting; its reply, if it comes, has nobody to go to."""
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(session_state_error("the session left before the reply came"))
+        self._pending.clear()
+        self._deadlines.close()

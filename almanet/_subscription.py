@@ -1,0 +1,102 @@
+"""``Subscription``: what ``session.consume()`` returns, an async iterator over one Broker consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, MutableSet
+from typing import Any
+
+from ._broker import Broker
+from ._models import ConsumedMessage
+from ._nsq.consumer import Consumer, Message
+
+__all__ = ["Subscription"]
+
+logger = logging.getLogger(__name__)
+
+
+class Subscription:
+    """An ``async`` iterator of ``ConsumedMessage``; starts on first use, stops on ``close``.
+
+    ``live`` is the session's set of open subscriptions: one is in it from ``start`` to
+    ``close``, so that leaving the session closes it (its messages requeued, not lost).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        broker: Broker,
+        topic: str,
+        channel: str,
+        max_in_flight: int,
+        max_attempts: int | None,
+        live: MutableSet[Subscription],
+    ) -> None:
+        self.session = session
+        self.topic = topic
+        self.channel = channel
+        self.max_in_flight = max_in_flight
+        self.max_attempts = max_attempts
+        self._broker = broker
+        self._live = live
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._consumer: Consumer | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._consumer is None and not self._closed:
+            self._consumer = await self._broker.subscribe(
+                self.topic, self.channel, self._on_message, max_in_flight=self.max_in_flight, low_latency=False
+            )
+            self._live.add(self)
+
+    def _on_message(self, message: Message) -> None:
+        if self.max_attempts is not None and message.attempts > self.max_attempts:
+            logger.error(
+                "message %s on %s/%s was delivered %d times (max_attempts=%d): finished without handling; body: %r",
+                message.id.decode(),
+                self.topic,
+                self.channel,
+                message.attempts,
+                self.max_attempts,
+                message.body[:200],
+            )
+            message.finish()
+            return
+        self._queue.put_nowait(message)
+
+    async def close(self) -> None:
+        """Stop receiving; messages received but not handled go back to nsqd right away."""
+        if self._closed:
+            return
+        self._closed = True
+        self._live.discard(self)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop_receiving()
+            while not self._queue.empty():
+                message = self._queue.get_nowait()
+                if message is not None:
+                    message.requeue()
+            await self._broker.unsubscribe(consumer)
+        self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> Subscription:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[ConsumedMessage]:
+        return self
+
+    async def __anext__(self) -> ConsumedMessage:
+        if self._consumer is None and not self._closed:
+            await self.start()
+        message = await self._queue.get()
+        if message is None:
+            self._queue.put_nowait(None)
+            raise StopAsyncIteration
+        return ConsumedMessage(message)
