@@ -217,10 +217,11 @@ class Connection(asyncio.Protocol):
     def _write(self, data: bytes, *, urgent: bool = True) -> None:
         """Queue ``data`` for this tick's one ``write``; the first command of a quiet tick goes now.
 
-        Under load (the last tick had more than one command) everything waits for the flush in the
-        next loop iteration, so a burst costs one ``write``. When it is quiet, a command that is
-        first in its tick is written at once: a lone call or reply does not wait a loop iteration
-        for its flush. Commands that are not ``urgent`` (FIN, RDY, TOUCH, NOP) always wait.
+        Under load (the last tick had more than one command, or a command still awaits nsqd's
+        answer) everything waits for the flush in the next loop iteration, so a burst costs one
+        ``write``. When it is quiet, a command that is first in its tick is written at once: a lone
+        call or reply does not wait a loop iteration for its flush. Commands that are not
+        ``urgent`` (FIN, RDY, TOUCH, NOP) always wait.
         """
         if self._flush_scheduled:
             self._out.append(data)
@@ -259,7 +260,7 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
         batch = self._batches.get(topic)
         if batch is None:
-            if self._eager and not self._flush_scheduled:  # alone in a quiet tick: PUB now
+            if self._eager and not self._flush_scheduled and not self._waiters:  # quiet: PUB now
                 return self.request(codec.pub(topic, body))
             batch = self._batches[topic] = _Batch(self._loop.create_future())
             if not self._flush_scheduled:
@@ -287,9 +288,10 @@ class Connection(asyncio.Protocol):
         """Send a command that nsqd answers; replies are matched in the order commands were sent."""
         if self.closed:
             raise self._closed_error()
+        quiet = not self._waiters  # nothing else awaits an answer: it may go at once (see _write)
         waiter: asyncio.Future[bytes] = self._loop.create_future()
         self._waiters.append((waiter, command))
-        self._write(command)
+        self._write(command, urgent=quiet)
         return waiter
 
     def _send(self, command: bytes) -> None:
