@@ -19,6 +19,7 @@ from ._errors import invalid_argument, rpc_error, session_state_error
 from ._models import CallResult
 from ._nsq.consumer import Consumer, Message
 from ._nsq.errors import NSQError
+from ._trace import CallTrace
 
 __all__ = ["REPLY_MAX_IN_FLIGHT", "Caller", "remote_error"]
 
@@ -111,14 +112,17 @@ class _Deadlines:
 class _Pending:
     """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
 
-    __slots__ = ("future", "multi", "replies", "timeout", "uri")
+    __slots__ = ("future", "multi", "replies", "timeout", "trace", "uri")
 
-    def __init__(self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float) -> None:
+    def __init__(
+        self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float, trace: CallTrace | None = None
+    ) -> None:
         self.future = future
         self.uri = uri
         self.multi = multi
         self.timeout = timeout
         self.replies: list[_wire.Reply] = []
+        self.trace = trace
 
 
 class Caller:
@@ -208,6 +212,8 @@ class Caller:
         if pending is None:
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
+        if pending.trace is not None:
+            pending.trace.replied(message.address)
         if pending.multi:
             pending.replies.append(reply)
         else:
@@ -249,7 +255,9 @@ class Caller:
         self.broker.check_size(body, "the payload")
         return call_id, body
 
-    def _start(self, uri: str, payload: Any, timeout: float | None, multi: bool) -> tuple[str, asyncio.Future[Any]]:
+    def _start(
+        self, uri: str, payload: Any, timeout: float | None, multi: bool, trace: CallTrace | None = None
+    ) -> tuple[str, asyncio.Future[Any]]:
         """Register the call and publish it, with no await in between (wire order, one MPUB a tick)."""
         topic = self.topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
@@ -257,9 +265,13 @@ class Caller:
             raise invalid_argument("timeout must be positive")
         call_id, body = self.invocation(payload)
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending[call_id] = _Pending(future, uri, multi, timeout)
+        self._pending[call_id] = _Pending(future, uri, multi, timeout, trace)
         self._deadlines.add(timeout, call_id)
+        if trace is not None:
+            trace.started(call_id, topic, self.reply_topic)
         published = self.broker.publish_nowait(topic, body)
+        if trace is not None:
+            published.add_done_callback(trace.on_published)
         # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
         calls = self._publishing.get(published)
         if calls is None:
@@ -288,9 +300,11 @@ class Caller:
             if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
                 self._pending.pop(call_id, None)
 
-    async def call(self, uri: str, payload: Any, timeout: float | None) -> CallResult[Any]:
+    async def call(
+        self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
+    ) -> CallResult[Any]:
         """One reply; the reply subscription must be ready (``ensure_replies``)."""
-        call_id, future = self._start(uri, payload, timeout, multi=False)
+        call_id, future = self._start(uri, payload, timeout, multi=False, trace=trace)
         try:  # _wait inlined: one coroutine less per call
             reply: _wire.Reply = await future
         finally:
@@ -300,8 +314,10 @@ class Caller:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
 
-    async def multicall(self, uri: str, payload: Any, timeout: float) -> list[CallResult[Any] | rpc_error]:
-        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, multi=True))
+    async def multicall(
+        self, uri: str, payload: Any, timeout: float, trace: CallTrace | None = None
+    ) -> list[CallResult[Any] | rpc_error]:
+        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, multi=True, trace=trace))
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
     def close(self) -> None:

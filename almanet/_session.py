@@ -27,6 +27,7 @@ from ._nsq.names import check_name
 from ._nsq.options import ConnectionOptions
 from ._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE
 from ._subscription import Subscription
+from ._trace import CallTrace
 
 __all__ = ["Almanet", "Subscription", "remote_error", "translate_nsq_error"]
 
@@ -175,21 +176,24 @@ class Almanet:
 
     # -- RPC -------------------------------------------------------------------------------------
 
-    async def call(self, uri: str, payload: Any = None, *, timeout: float | None = None) -> CallResult[Any]:
+    async def call(
+        self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
+    ) -> CallResult[Any]:
         """Call a procedure and wait for its reply.
 
         Raises the remote ``rpc_error`` (as the caller's own subclass when one has its name),
         ``TimeoutError`` when no reply comes in time (also when nothing serves ``uri``).
+        ``trace`` (diagnostics, ``almanet call -v``) is filled with the topics and timings.
         """
         self._require_open()
         caller = self._caller
         if not caller.replies_ready:
             await caller.ensure_replies()
             self._require_open()  # it may have left meanwhile
-        return await caller.call(uri, payload, timeout)
+        return await caller.call(uri, payload, timeout, trace)
 
     async def multicall(
-        self, uri: str, payload: Any = None, *, timeout: float | None = None
+        self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
     ) -> list[CallResult[Any] | rpc_error]:
         """Call every channel serving ``uri`` and collect what comes back until ``timeout``.
 
@@ -198,7 +202,8 @@ class Almanet:
         self._require_open()
         await self._caller.ensure_replies()
         self._require_open()
-        return await self._caller.multicall(uri, payload, DEFAULT_MULTICALL_TIMEOUT if timeout is None else timeout)
+        seconds = DEFAULT_MULTICALL_TIMEOUT if timeout is None else timeout
+        return await self._caller.multicall(uri, payload, seconds, trace)
 
     async def delay_call(self, uri: str, payload: Any, delay: float) -> str:
         """Invoke ``uri`` after ``delay`` seconds (NSQ deferred publish); no reply is awaited.

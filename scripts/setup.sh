@@ -2,7 +2,8 @@
 # Prepare a checkout for tests, the demo and the benchmark:
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
 #      built from the pinned Go module in tools/nsq;
-#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra.
+#   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
+#   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root.
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -130,7 +131,36 @@ setup_venv() {
     say "${VENV#"$ROOT"/} ready"
 }
 
+# ---------------------------------------------------------------- terminal tools for the CLI tests
+
+# tests/cli/test_terminal.py drives the CLI in a real terminal (tmux): colour, NO_COLOR, the
+# progress bar, shell completion in bash and zsh. Installed with apt-get only when missing and
+# when we are root (CI starts from a fresh Debian/Ubuntu); otherwise those tests say what to install.
+setup_terminal_tools() {
+    local missing=() t
+    for t in tmux zsh; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "tmux and zsh present"
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "warning: ${missing[*]} missing (not root or no apt-get): the terminal tests skip; install ${missing[*]}"
+        return
+    fi
+    say "installing ${missing[*]} with apt-get (for the terminal tests) ..."
+    local log="${TMPDIR:-/tmp}/almanet-apt.log"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+         } > "$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        say "warning: apt-get could not install ${missing[*]}: the terminal tests skip (full output in $log)"
+    fi
+}
+
 setup_tools
 setup_venv
+setup_terminal_tools
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
 [ -n "${SKIP_INTEROP:-}" ] || "$ROOT/scripts/setup-interop.sh"

@@ -30,6 +30,8 @@ __all__ = [
     "parse_json_argument",
     "positive",
     "print_json",
+    "quoting_hint",
+    "read_payload",
     "run",
     "session_options",
     "stderr_console",
@@ -50,18 +52,24 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
+        metavar="PATH",
         help="almanet.toml to use (default: $ALMANET_CONFIG, ./almanet.toml, ~/.config/almanet/).",
         show_default=False,
     ),
 ]
 TimeoutOption = Annotated[
     float | None,
-    typer.Option("--timeout", "-t", help="Seconds to wait for replies.", show_default=False),
+    typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for replies.", show_default=False),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="The same as -o json.")]
 NsqdOption = Annotated[
     list[str] | None,
-    typer.Option("--nsqd", help="nsqd TCP address host:port (repeatable); overrides the config.", show_default=False),
+    typer.Option(
+        "--nsqd",
+        metavar="HOST:PORT",
+        help="nsqd TCP address (repeatable); overrides the config.",
+        show_default=False,
+    ),
 ]
 
 
@@ -71,8 +79,13 @@ def stderr_console() -> Any:
     return Console(stderr=True, highlight=False)
 
 
-def fail(message: str, code: Exit, *, label: str = "error") -> NoReturn:
-    """One styled line on stderr and the documented exit code: no traceback."""
+def fail(message: str, code: Exit, *, label: str = "error", **fields: Any) -> NoReturn:
+    """One styled line on stderr (one JSON object with ``-o json``) and the documented exit code."""
+    from ._output import error_json, json_errors
+
+    if json_errors():
+        error_json(label, message, int(code), **fields)
+        raise typer.Exit(int(code))
     from rich.markup import escape
 
     # escape: messages quote user text and TOML ("[nsq]"), which rich would take for markup
@@ -156,54 +169,81 @@ async def discover(session: Any, timeout: float) -> list[Any]:
 
 
 @contextlib.contextmanager
-def exit_on_errors(*, timeout_message: str = "no service answered within the timeout") -> Iterator[None]:
-    """Domain errors → one line on stderr and the documented exit code."""
+def exit_on_errors(
+    *, timeout_message: str = "no service answered within the timeout", **fields: Any
+) -> Iterator[None]:
+    """Domain errors → one line on stderr and the documented exit code (``fields`` go into JSON errors)."""
     from almanet._errors import almanet_error, broker_error, config_error, invalid_argument
     from almanet._nsq.errors import NSQHTTPError  # defined with the other client errors: no HTTP import
 
     try:
         yield
     except TimeoutError:
-        fail(timeout_message, Exit.TIMEOUT, label="timeout")
+        fail(timeout_message, Exit.TIMEOUT, label="timeout", **fields)
     except (invalid_argument, config_error) as exc:
-        fail(str(exc), Exit.BAD_INPUT)
+        fail(str(exc), Exit.BAD_INPUT, **fields)
     except broker_error as exc:
-        fail(str(exc), Exit.BROKER, label="broker unavailable")
+        fail(str(exc), Exit.BROKER, label="broker unavailable", **fields)
     except almanet_error as exc:
-        fail(str(exc), Exit.BROKER, label="error")
+        fail(str(exc), Exit.BROKER, label="error", **fields)
     except NSQHTTPError as exc:
-        fail(str(exc), Exit.BROKER, label="broker unavailable")
+        fail(str(exc), Exit.BROKER, label="broker unavailable", **fields)
 
 
 def parse_json_argument(text: str, what: str = "payload") -> Any:
     """A JSON argument, ``@file.json``, or ``-`` for stdin; bad JSON exits 2 before anything is sent."""
-    import orjson
-
-    source = what
     if text == "-":
-        data: bytes = sys.stdin.buffer.read()
-        source = f"{what} from stdin"
-    elif text.startswith("@"):
+        data = sys.stdin.buffer.read()
+        return _decode(data, f"{what} from stdin", data.decode("utf-8", "replace").strip())
+    if text.startswith("@"):
         path = Path(text[1:])
         try:
             data = path.read_bytes()
         except OSError as exc:
             fail(f"cannot read {what} file {path}: {exc.strerror}", Exit.BAD_INPUT)
-        source = f"{what} file {path}"
-    else:
-        data = text.encode()
+        return _decode(data, f"{what} file {path}", "")
+    return _decode(text.encode(), what, text)
+
+
+def read_payload(payload: str | None) -> Any:
+    """PAYLOAD as given; omitted with stdin piped: stdin's JSON (empty stdin: null), as produce does."""
+    if payload is not None:
+        return parse_json_argument(payload)
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    data = sys.stdin.buffer.read()
+    if not data.strip():
+        return None
+    return _decode(data, "payload from stdin", data.decode("utf-8", "replace").strip())
+
+
+def _decode(data: bytes, source: str, typed: str) -> Any:
+    import orjson
+
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        hint = " (strings need JSON quotes: '\"Aidar\"')" if text and text[:1] not in '{["-@0123456789tfn' else ""
-        fail(f"{source} is not valid JSON: {exc}{hint}", Exit.BAD_INPUT)
+        fail(f"{source} is not valid JSON: {exc}{quoting_hint(typed)}", Exit.BAD_INPUT)
+
+
+def quoting_hint(text: str) -> str:
+    """For a bare word meant as a string: the shell quoting that sends it, built from what was typed."""
+    import shlex
+
+    if not text or "\n" in text or text[:1] in '{["-@0123456789' or text in ("true", "false", "null"):
+        return ""
+    import orjson
+
+    return f" (strings need JSON quotes: {shlex.quote(orjson.dumps(text).decode())})"
 
 
 def print_json(value: Any) -> None:
-    """Pretty and highlighted on a terminal, compact when piped."""
+    """Pretty and highlighted on a terminal (or with ``-o table``), compact with JSON output."""
     import orjson
 
-    if sys.stdout.isatty():
+    from ._output import wants_json
+
+    if not wants_json():
         from rich.console import Console
         from rich.json import JSON
 

@@ -16,12 +16,32 @@ from ._common import (
     fail,
     load,
     open_session,
-    parse_json_argument,
     positive,
     print_json,
-    run,
+    read_payload,
 )
 from ._complete import UriArgument
+from ._output import Output, OutputOption, set_output
+from ._usage import TEXT, hinted
+
+PAYLOAD_HELP = "JSON payload, @file.json, or - for stdin (read from stdin too when omitted and stdin is piped)."
+PayloadArgument = Annotated[
+    str | None, typer.Argument(metavar="[PAYLOAD]", click_type=TEXT, help=PAYLOAD_HELP, show_default=False)
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="On stderr: the nsqd used, topic, reply topic, time to publish and to the reply."
+    ),
+]
+ExplainOption = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Dry run: print the topic, channel, body and reply topic, and the same call as nsq_tail/to_nsq/curl"
+        " commands; nothing is sent.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -29,36 +49,56 @@ def register(app: typer.Typer) -> None:
         "call",
         short_help="Call a procedure and print its result.",
         help=(
-            "Call a procedure and print its result as JSON. PAYLOAD is JSON text, @file.json, or - for stdin."
+            "Call a procedure and print its result as JSON. PAYLOAD is JSON text, @file.json, or - for stdin;"
+            " omitted, it is read from a piped stdin (empty: null)."
             " Exit codes: 0 ok, 1 remote error, 2 bad input, 3 timeout, 4 broker unavailable."
         ),
+        **hinted(),
     )(call)
 
 
-async def _call(settings: Any, uri: str, payload: Any, timeout: float) -> Any:
+async def _call(settings: Any, uri: str, payload: Any, timeout: float, timeline: Any) -> Any:
     session = await open_session(settings)
     async with session:
-        return (await session.call(uri, payload, timeout=timeout)).payload
+        trace = timeline.joined_now() if timeline is not None else None
+        return (await session.call(uri, payload, timeout=timeout, trace=trace)).payload
 
 
 def call(
     uri: UriArgument,
-    payload: Annotated[str | None, typer.Argument(help="JSON payload, @file.json, or - for stdin.")] = None,
+    payload: PayloadArgument = None,
     timeout: TimeoutOption = None,
+    output: OutputOption = Output.auto,
+    verbose: VerboseOption = False,
+    explain: ExplainOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
+    set_output(output)
     check_uri(uri)
     positive(timeout, "--timeout")
-    value = parse_json_argument(payload) if payload is not None else None
+    value = read_payload(payload)
     settings = load(config, nsqd)
+    from ._explain import run_traced, show_explain, timeline
+
+    if explain:
+        show_explain(uri, value, settings, multi=False)
+        return
     seconds = timeout or settings.call_timeout
     from almanet._errors import rpc_error
 
-    with exit_on_errors(timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)"):
+    marks = timeline(verbose)
+    with exit_on_errors(timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)", uri=uri):
         try:
-            result = run(_call(settings, uri, value, seconds))
+            result = run_traced(_call(settings, uri, value, seconds, marks), marks, settings)
         except rpc_error as exc:
             args = ", ".join(repr(a) for a in exc.args)
-            fail(f"{uri} raised {exc.name}({args})", Exit.REMOTE_ERROR, label="remote error")
+            fail(
+                f"{uri} raised {exc.name}({args})",
+                Exit.REMOTE_ERROR,
+                label="remote error",
+                name=exc.name,
+                args=list(exc.args),
+                uri=uri,
+            )
     print_json(result)

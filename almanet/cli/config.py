@@ -7,6 +7,8 @@ from typing import Any
 import typer
 
 from ._common import ConfigOption, JsonOption, NsqdOption, load, print_json
+from ._output import Output, OutputOption, set_output, wants_json
+from ._usage import hinted
 
 
 def register(app: typer.Typer) -> None:
@@ -17,18 +19,21 @@ def register(app: typer.Typer) -> None:
             "Show the configuration in effect: each key, its value and its source (argument, env:VAR,"
             " file:PATH, derived or default). The auth secret is masked. Exit codes: 0 ok, 2 bad configuration."
         ),
+        **hinted(),
     )(config_command)
 
 
 def config_command(
+    output: OutputOption = Output.auto,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
+    set_output(output, legacy_json=as_json)
     settings = load(config, nsqd)
     rows = settings.as_rows()
     file = str(settings.config_file) if settings.config_file is not None else None
-    if as_json:
+    if wants_json():
         print_json({"config_file": file, "settings": [{"key": k, "value": v, "source": s} for k, v, s in rows]})
         return
     from rich.console import Console

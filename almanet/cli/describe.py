@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +23,8 @@ from ._common import (
     run,
 )
 from ._complete import UriArgument
+from ._output import Output, OutputOption, set_output, wants_json
+from ._usage import hinted
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
 
@@ -34,8 +35,9 @@ def register(app: typer.Typer) -> None:
         short_help="Show a procedure's description and JSON schemas.",
         help=(
             "Print a live procedure's description and its payload and return JSON schemas (JSON when piped or"
-            " with --json). Exit codes: 0 ok, 2 invalid URI, 3 no live service serves URI, 4 broker unavailable."
+            " with -o json). Exit codes: 0 ok, 2 invalid URI, 3 no live service serves URI, 4 broker unavailable."
         ),
+        **hinted(),
     )(describe)
 
 
@@ -100,24 +102,26 @@ def render(procedures: list[dict[str, Any]]) -> None:
 
 def describe(
     uri: UriArgument,
+    output: OutputOption = Output.auto,
     as_json: JsonOption = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", "-t", help="Seconds to wait for discovery replies.")
+        float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for discovery replies.")
     ] = DEFAULT_DISCOVERY_TIMEOUT,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
+    set_output(output, legacy_json=as_json)
     check_uri(uri)
     positive(timeout, "--timeout")
     settings = load(config, nsqd)
     try:
-        with exit_on_errors():
+        with exit_on_errors(uri=uri):
             procedures = run(_describe(settings, uri, timeout))
     except NotServed as exc:
         close = difflib.get_close_matches(uri, exc.known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ("" if exc.known else "; no service answered discovery")
-        fail(f"no live service serves {uri}{hint}", Exit.TIMEOUT, label="not found")
-    if as_json or not sys.stdout.isatty():
+        fail(f"no live service serves {uri}{hint}", Exit.TIMEOUT, label="not found", uri=uri)
+    if wants_json():
         print_json(procedures[0] if len(procedures) == 1 else procedures)
     else:
         render(procedures)

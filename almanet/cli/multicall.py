@@ -13,12 +13,14 @@ from ._common import (
     exit_on_errors,
     load,
     open_session,
-    parse_json_argument,
     positive,
     print_json,
-    run,
+    read_payload,
 )
 from ._complete import UriArgument
+from ._output import Output, OutputOption, set_output
+from ._usage import hinted
+from .call import ExplainOption, PayloadArgument, VerboseOption
 
 DEFAULT_MULTICALL_TIMEOUT = 3.0
 
@@ -29,9 +31,10 @@ def register(app: typer.Typer) -> None:
         short_help="Call every channel serving a procedure; print all replies.",
         help=(
             "Call a procedure on every channel serving it and print the list of replies, collected until"
-            ' --timeout; a remote error is an item {"error": name, "args": [...]}.'
+            ' --timeout; a remote error is an item {"error": name, "args": [...]}. PAYLOAD as for call.'
             " Exit codes: 0 at least one reply, 2 bad input, 3 no reply, 4 broker unavailable."
         ),
+        **hinted(),
     )(multicall)
 
 
@@ -44,10 +47,11 @@ def reply_item(reply: Any) -> Any:
     return reply.payload
 
 
-async def _multicall(settings: Any, uri: str, payload: Any, timeout: float) -> list[Any]:
+async def _multicall(settings: Any, uri: str, payload: Any, timeout: float, timeline: Any) -> list[Any]:
     session = await open_session(settings)
     async with session:
-        replies = await session.multicall(uri, payload, timeout=timeout)
+        trace = timeline.joined_now() if timeline is not None else None
+        replies = await session.multicall(uri, payload, timeout=timeout, trace=trace)
     if not replies:
         raise TimeoutError
     return [reply_item(r) for r in replies]
@@ -55,17 +59,33 @@ async def _multicall(settings: Any, uri: str, payload: Any, timeout: float) -> l
 
 def multicall(
     uri: UriArgument,
-    payload: Annotated[str | None, typer.Argument(help="JSON payload, @file.json, or - for stdin.")] = None,
+    payload: PayloadArgument = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", "-t", help="Seconds to collect replies (the command always waits this long).")
+        float,
+        typer.Option(
+            "--timeout",
+            "-t",
+            metavar="SECONDS",
+            help="Seconds to collect replies (the command always waits this long).",
+        ),
     ] = DEFAULT_MULTICALL_TIMEOUT,
+    output: OutputOption = Output.auto,
+    verbose: VerboseOption = False,
+    explain: ExplainOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
+    set_output(output)
     check_uri(uri)
     positive(timeout, "--timeout")
-    value = parse_json_argument(payload) if payload is not None else None
+    value = read_payload(payload)
     settings = load(config, nsqd)
-    with exit_on_errors(timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)"):
-        replies = run(_multicall(settings, uri, value, timeout))
+    from ._explain import run_traced, show_explain, timeline
+
+    if explain:
+        show_explain(uri, value, settings, multi=True)
+        return
+    marks = timeline(verbose)
+    with exit_on_errors(timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)", uri=uri):
+        replies = run_traced(_multicall(settings, uri, value, timeout, marks), marks, settings)
     print_json(replies)

@@ -1,4 +1,8 @@
-"""``almanet produce TOPIC [MESSAGE]``: publish one JSON message, or one per line (MPUB batches)."""
+"""``almanet produce TOPIC [MESSAGE]``: publish one JSON message, or one per line (MPUB batches).
+
+Like to_nsq when asked: ``--raw`` sends each line as bytes, ``--delimiter`` splits on another
+byte, ``--rate`` paces the messages per second. The JSON check and the progress bar are the default.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from ._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, open_session, parse_json_argument, run
+from ._complete import TopicArgument
+from ._output import Output, OutputOption, set_output
+from ._usage import TEXT, hinted
 
 PROGRESS_THRESHOLD = 1000  # more messages than this, on a terminal: a progress bar on stderr
 
@@ -20,17 +27,29 @@ def register(app: typer.Typer) -> None:
         help=(
             "Publish JSON messages to TOPIC: MESSAGE (JSON text or @file.json), or one message per line from"
             " stdin (MESSAGE '-' or omitted) or --file. Every line is checked before anything is sent; blank"
-            " lines are skipped. Exit codes: 0 sent, 2 bad input (nothing sent), 4 broker unavailable."
+            " lines are skipped. --raw sends each line as it is (no JSON check), split on --delimiter;"
+            " --rate N sends N messages per second. Exit codes: 0 sent, 2 bad input (nothing sent),"
+            " 4 broker unavailable."
         ),
+        **hinted(),
     )(produce)
 
 
-def read_lines(data: bytes, source: str) -> list[bytes]:
-    """The non-blank lines, each valid JSON; the first bad one exits 2 naming its line number."""
+def read_lines(data: bytes, source: str, delimiter: bytes | None = None, raw: bool = False) -> list[bytes]:
+    """The non-blank lines, each valid JSON; the first bad one exits 2 naming its line number.
+
+    Raw: split on ``delimiter`` (newline by default), empty pieces skipped, the rest sent as it is.
+    """
     import orjson
 
+    if raw:
+        pieces = data.split(delimiter or b"\n")
+        if delimiter is None or delimiter == b"\n":
+            pieces = [p[:-1] if p.endswith(b"\r") else p for p in pieces]
+        return [p for p in pieces if p]
     bodies: list[bytes] = []
-    for number, line in enumerate(data.splitlines(), start=1):
+    lines = data.split(delimiter) if delimiter not in (None, b"\n") else data.splitlines()
+    for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
             continue
@@ -77,7 +96,9 @@ class _Progress:
             self.bar.advance(self.task, count)
 
 
-async def _produce(settings: Any, topic: str, bodies: list[bytes], delay: float | None) -> int:
+async def _produce(
+    settings: Any, topic: str, bodies: list[bytes], delay: float | None, rate: float | None = None
+) -> int:
     import orjson
 
     session = await open_session(settings)
@@ -89,20 +110,82 @@ async def _produce(settings: Any, topic: str, bodies: list[bytes], delay: float 
                     await session.produce(topic, orjson.loads(body), delay=delay)
                     progress(1)
                 return len(bodies)
+            if rate:
+                return await _paced(session, topic, bodies, rate, progress)
             return await session.produce_many(topic, bodies, raw=True, progress=progress)
 
 
+async def _paced(session: Any, topic: str, bodies: list[bytes], rate: float, progress: Any) -> int:
+    """``--rate``: message i leaves at start + i/rate; what falls due together goes as one batch."""
+    import asyncio
+
+    from almanet._errors import invalid_argument
+
+    limit = session.max_message_size
+    for number, body in enumerate(bodies):  # all checked before the first is sent, as produce_many does
+        if len(body) > limit:
+            raise invalid_argument(f"message {number} is {len(body)} bytes; nsqd accepts at most {limit}; nothing sent")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    while sent < len(bodies):
+        due = min(len(bodies), int((loop.time() - start) * rate) + 1)
+        if due > sent:
+            await session.produce_many(topic, bodies[sent:due], raw=True)
+            progress(due - sent)
+            sent = due
+        wait = start + sent / rate - loop.time()
+        if wait > 0 and sent < len(bodies):
+            await asyncio.sleep(wait)  # pacing the output, as to_nsq --rate does
+    return sent
+
+
+def parse_delimiter(text: str) -> bytes:
+    """One byte, given as itself or as an escape (\\n, \\t, \\r, \\0), as to_nsq's --delimiter."""
+    escapes = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\0": "\0"}
+    value = escapes.get(text, text).encode()
+    if len(value) != 1:
+        fail(f"--delimiter {text!r} must be one byte: a character like ',' or \\n \\t \\r \\0", Exit.BAD_INPUT)
+    return value
+
+
 def produce(
-    topic: Annotated[str, typer.Argument(help="NSQ topic name.")],
+    topic: TopicArgument,
     message: Annotated[
-        str | None, typer.Argument(help="One JSON message, @file.json, or - (one message per line from stdin).")
+        str | None,
+        typer.Argument(
+            metavar="[MESSAGE]",
+            click_type=TEXT,
+            help="One JSON message, @file.json, or - (one message per line from stdin).",
+            show_default=False,
+        ),
     ] = None,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Read one JSON message per line from this file.")
+        Path | None,
+        typer.Option("--file", "-f", metavar="PATH", help="Read one message per line from this file."),
     ] = None,
     delay: Annotated[
-        float | None, typer.Option("--delay", help="Deliver the messages after SECONDS (deferred publish).")
+        float | None,
+        typer.Option("--delay", metavar="SECONDS", help="Deliver the messages after SECONDS (deferred publish)."),
     ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send each line as bytes, as it is: no JSON check (like to_nsq).")
+    ] = False,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--delimiter",
+            "-d",
+            metavar="CHAR",
+            help="Split the input on CHAR instead of newlines (one byte, or \\n \\t \\r \\0).",
+            show_default=False,
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", metavar="N", help="Send N messages per second (default: as fast as nsqd takes them)."),
+    ] = None,
+    output: OutputOption = Output.auto,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
@@ -110,30 +193,43 @@ def produce(
 
     from almanet._nsq.names import check_name
 
+    set_output(output)
     try:
         check_name(topic, "topic")
     except ValueError as exc:
         fail(str(exc), Exit.BAD_INPUT)
     if delay is not None and not 0 <= delay <= 3600:
         fail("--delay must be between 0 and 3600 seconds (nsqd's default --max-req-timeout is 1h)", Exit.BAD_INPUT)
+    if rate is not None and not (rate > 0 and rate != float("inf")):
+        fail("--rate must be a positive number of messages per second", Exit.BAD_INPUT)
+    if delay and (raw or rate):
+        fail("--delay sends JSON messages one by one; leave out --raw and --rate with it", Exit.BAD_INPUT)
     if file is not None and message is not None:
         fail("give MESSAGE or --file, not both", Exit.BAD_INPUT)
+    split = parse_delimiter(delimiter) if delimiter is not None else None
     if file is not None:
         try:
-            bodies = read_lines(file.read_bytes(), str(file))
+            bodies = read_lines(file.read_bytes(), str(file), split, raw)
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror or exc}", Exit.BAD_INPUT)
     elif message == "-" or (message is None and not sys.stdin.isatty()):
-        bodies = read_lines(sys.stdin.buffer.read(), "stdin")
+        bodies = read_lines(sys.stdin.buffer.read(), "stdin", split, raw)
     elif message is None:
         fail("give a MESSAGE, '-' to read one message per line from stdin, or --file", Exit.BAD_INPUT)
+    elif raw:
+        bodies = [message.encode()]
     else:
         bodies = [orjson.dumps(parse_json_argument(message, "message"))]
     if not bodies:
         fail("no message to send (the input has only blank lines)", Exit.BAD_INPUT)
     settings = load(config, nsqd)
-    with exit_on_errors():
-        sent = run(_produce(settings, topic, bodies, delay))
+    with exit_on_errors(topic=topic):
+        sent = run(_produce(settings, topic, bodies, delay, rate))
+    if output is Output.json:
+        from ._common import print_json
+
+        print_json({"produced": sent, "topic": topic, "delay": delay})
+        return
     later = f", delivered in {delay:g}s" if delay else ""
     plural = "" if sent == 1 else "s"
     from ._common import stderr_console

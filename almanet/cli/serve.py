@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from ._common import ConfigOption, Exit, NsqdOption, fail, load
+from ._output import Output, OutputOption, set_output
+from ._usage import TEXT, hinted
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +19,9 @@ def register(app: typer.Typer) -> None:
         "serve",
         short_help="Serve services (MODULE:ATTR) until Ctrl-C/SIGTERM, then drain.",
         help="Serve the procedures of one or more services (MODULE:ATTR, a service or a list of them)"
-        " until Ctrl-C or SIGTERM, then drain: in-flight invocations finish before leaving.",
+        " until Ctrl-C or SIGTERM, then drain: in-flight invocations finish before leaving. -o json: what is"
+        " served as one JSON object on stdout (and errors as JSON on stderr).",
+        **hinted(),
     )(serve)
 
 
@@ -61,7 +65,17 @@ def resolve_target(target: str) -> list[Any]:
     return services
 
 
-def _panel(services: list[Any], addresses: tuple[str, ...], lookupd: tuple[str, ...]) -> None:
+def _panel(services: list[Any], addresses: tuple[str, ...], lookupd: tuple[str, ...], as_json: bool) -> None:
+    if as_json:
+        from ._common import print_json
+
+        procedures = [
+            {"uri": p.uri, "channel": p.channel, "description": p.description.split("\n")[0]}
+            for service in services
+            for p in service.procedures.values()
+        ]
+        print_json({"serving": procedures, "nsqd": list(addresses), "lookupd": list(lookupd)})
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -81,11 +95,23 @@ def _panel(services: list[Any], addresses: tuple[str, ...], lookupd: tuple[str, 
 
 
 def serve(
-    targets: Annotated[list[str], typer.Argument(help="MODULE:ATTR of a service (or of a list of services).")],
-    log_level: Annotated[str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")] = "info",
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="MODULE:ATTR...",
+            click_type=TEXT,
+            help="MODULE:ATTR of a service (or of a list of services).",
+            show_default=False,
+        ),
+    ],
+    log_level: Annotated[
+        str, typer.Option("--log-level", "-l", metavar="LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+    output: OutputOption = Output.auto,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
+    set_output(output)
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         fail(f"--log-level {log_level!r} is not one of debug, info, warning, error", Exit.BAD_INPUT)
@@ -106,7 +132,7 @@ def serve(
         addresses = tuple(settings.nsqd)
         lookupd = options["lookupd"] = tuple(settings.lookupd_http)
     shown = addresses if addresses is not None else services[0].addresses
-    _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd)
+    _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd, output is Output.json)
     from almanet._serving import serve_until_signal
 
     with exit_on_errors():

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from ._common import ConfigOption, Exit, JsonOption, NsqdOption, exit_on_errors, fail, load, open_session, run
+from ._output import Output, OutputOption, set_output, wants_json
+from ._usage import hinted
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
 
@@ -22,6 +24,7 @@ def register(app: typer.Typer) -> None:
             " with no subscriber (red) or a backlog (yellow) stands out; RPC topics nobody serves are listed too."
             " Exit codes: 0 ok, 3 no service answered, 4 a broker or its HTTP API unavailable."
         ),
+        **hinted(),
     )(services)
 
 
@@ -210,9 +213,10 @@ def render(report: dict[str, Any]) -> None:
 
 
 def services(
+    output: OutputOption = Output.auto,
     as_json: JsonOption = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", "-t", help="Seconds to wait for discovery replies.")
+        float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for discovery replies.")
     ] = DEFAULT_DISCOVERY_TIMEOUT,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
@@ -221,16 +225,22 @@ def services(
 
     from ._common import positive, print_json, stderr_console
 
+    set_output(output, legacy_json=as_json)
     positive(timeout, "--timeout")
     settings = load(config, nsqd)
     with exit_on_errors():
         report = run(_gather(settings, timeout))
-    if as_json:
+    if wants_json():
         print_json(report)
     else:
         render(report)
+    from ._output import error_json, json_errors
+
     for error in report["errors"]:
-        stderr_console().print(f"[bold red]warning:[/bold red] {escape(error)}", soft_wrap=True)
+        if json_errors():
+            error_json("warning", error, int(Exit.BROKER))
+        else:
+            stderr_console().print(f"[bold red]warning:[/bold red] {escape(error)}", soft_wrap=True)
     if report["errors"]:
         raise typer.Exit(int(Exit.BROKER))
     if not report["instances"]:

@@ -39,9 +39,10 @@ def nsq_env(tmp_path: Path, *nsqds: NsqdProcess, **extra: str) -> dict[str, str]
 
 
 def almanet(*args: str, env: dict[str, str], cwd: Path, input: bytes | None = None, timeout: float = 10) -> Any:
-    """Run ``almanet ARGS`` to the end; stdout/stderr as text."""
+    """Run ``almanet ARGS`` to the end; stdout/stderr as bytes. No ``input``: stdin is /dev/null, not pytest's."""
+    stdin = subprocess.DEVNULL if input is None else None
     return subprocess.run(
-        [*ALMANET, *args], env=env, cwd=cwd, input=input, capture_output=True, timeout=timeout, check=False
+        [*ALMANET, *args], env=env, cwd=cwd, input=input, stdin=stdin, capture_output=True, timeout=timeout, check=False
     )
 
 

@@ -87,7 +87,9 @@ def test_the_secret_is_masked(cwd: Path) -> None:
 
 
 def test_table_output(cwd: Path) -> None:
-    result = CliRunner().invoke(app, ["config"], env={"ALMANET_NSQD": "h:4150", "COLUMNS": "200"})
+    # CliRunner's stdout is not a terminal: auto means JSON there, -o table asks for the table
+    assert json.loads(CliRunner().invoke(app, ["config"]).stdout)["config_file"] is None
+    result = CliRunner().invoke(app, ["config", "-o", "table"], env={"ALMANET_NSQD": "h:4150", "COLUMNS": "200"})
     assert result.exit_code == 0
     assert "config file: none" in result.stdout
     assert "nsq.nsqd" in result.stdout and "env:ALMANET_NSQD" in result.stdout and "derived:nsq.nsqd" in result.stdout

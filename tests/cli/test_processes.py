@@ -108,7 +108,8 @@ def test_services_lists_instances_and_nsqd_stats(served) -> None:
     place = procedures[("clitest.place", "RPC")]
     assert place["nsqd"] == [{"nsqd": nsqd.http_address, "topic": True, "subscribers": 1, "depth": 0, "in_flight": 0}]
     assert place["problems"] == [] and procedures[("clitest.whoami", "blue")]["subscribers"] == 1
-    table = almanet("services", env=env, cwd=cwd)
+    assert json.loads(almanet("services", env=env, cwd=cwd).stdout)["instances"]  # auto, piped: JSON
+    table = almanet("services", "-o", "table", env=env, cwd=cwd)
     assert table.returncode == 0
     text = table.stdout.decode()
     assert "clitest.place" in text and str(pid) in text and "subscribers" in text
@@ -145,7 +146,7 @@ def test_services_flags_backlog_and_missing_subscribers(fresh_nsqd: NsqdProcess,
     gone = next(p for p in report["procedures"] if p["uri"] == "clitest.gone")
     assert gone["instances"] == [] and gone["subscribers"] == 0 and gone["depth"] == 1
     assert gone["problems"] == [f"no subscriber on {fresh_nsqd.http_address}", "1 invocations waiting"]
-    text = almanet("services", env=env, cwd=tmp_path).stdout.decode()
+    text = almanet("services", "-o", "table", env=env, cwd=tmp_path).stdout.decode()
     assert f"clitest.gone: no subscriber on {fresh_nsqd.http_address}; 1 invocations waiting" in text
 
 
@@ -196,8 +197,14 @@ def test_services_with_an_unreachable_nsqd_http_warns_and_exits_4(nsqd: NsqdProc
     env = {**nsq_env(tmp_path, nsqd), "ALMANET_NSQD_HTTP": f"{nsqd.http_address},127.0.0.1:1"}
     result = almanet("services", "--json", "--timeout", "0.3", env=env, cwd=tmp_path)
     assert result.returncode == 4
-    assert "warning: cannot reach http://127.0.0.1:1/stats?format=json" in result.stderr.decode()
+    # --json is -o json: the warning is a JSON object on stderr too
+    warning = json.loads(result.stderr)
+    assert warning["error"] == "warning" and warning["exit_code"] == 4
+    assert warning["message"].startswith("cannot reach http://127.0.0.1:1/stats?format=json")
     assert json.loads(result.stdout)["nsqd"] == [nsqd.http_address]
+    text = almanet("services", "-o", "table", "--timeout", "0.3", env=env, cwd=tmp_path)
+    assert text.returncode == 4
+    assert "warning: cannot reach http://127.0.0.1:1/stats?format=json" in text.stderr.decode()
 
 
 def test_serve_drains_in_flight_invocations_on_sigint(nsqd: NsqdProcess, tmp_path: Path, serve) -> None:
@@ -251,7 +258,8 @@ def test_produce_file_in_batches_and_consume_json(nsqd: NsqdProcess, tmp_path: P
     result = almanet("consume", topic, "-n", "1500", "--json", "--channel", "audit", env=env, cwd=tmp_path)
     records = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert sorted(r["body"]["n"] for r in records) == list(range(1500))
-    assert set(records[0]) == {"id", "timestamp", "attempts", "body"} and records[0]["attempts"] == 1
+    assert set(records[0]) == {"topic", "id", "timestamp", "attempts", "body"} and records[0]["attempts"] == 1
+    assert records[0]["topic"] == topic
     # the named channel is durable and now empty: every printed message was finished
     channel = next(c for t in nsqd.stats()["topics"] if t["topic_name"] == topic for c in t["channels"])
     assert (channel["channel_name"], channel["depth"], channel["in_flight_count"]) == ("audit", 0, 0)

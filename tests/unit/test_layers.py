@@ -43,6 +43,7 @@ RANKS: dict[str, int] = {
     "almanet._subscription": 3,
     "almanet._session": 3,
     "almanet._models": 3,
+    "almanet._trace": 3,
     "almanet._runner": 1,
     # L4 service
     "almanet._validation": 4,
