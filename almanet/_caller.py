@@ -198,18 +198,14 @@ class Caller:
         # FIN last: the caller's task is woken before the FIN is queued, so it resumes (and sends
         # its next call) before that write, not after it
         try:
-            self._take_reply(message)
-        finally:
-            message.finish()
-
-    def _take_reply(self, message: Message) -> None:
-        try:
             reply = _wire.decode_reply(message.body)
         except _wire.WireError as exc:
+            message.finish()
             logger.warning("ignored a malformed reply on %s: %s", self.reply_topic, exc)
             return
         pending = self._pending.get(reply.call_id)
         if pending is None:
+            message.finish()
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.trace is not None:
@@ -221,6 +217,7 @@ class Caller:
             if not pending.future.done():
                 pending.future.set_result(reply)
             self._deadlines.trim(pending.timeout)
+        message.finish()
 
     def _expire(self, call_id: str) -> None:
         pending = self._pending.pop(call_id, None)

@@ -238,7 +238,8 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         count = len(self._out)  # commands, and messages for those in an MPUB
         if self._batches:
-            count += sum(len(batch.bodies) for batch in self._batches.values())
+            for batch in self._batches.values():
+                count += len(batch.bodies)
             self._seal_batches()
         out = self._out
         # quiet when this tick had one command (or message) in all, written eagerly or here
