@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         invalid_argument,
         rpc_error,
         session_state_error,
+        timeout_error,
     )
     from ._models import CallResult, ConsumedMessage
     from ._nsq.options import ConnectionOptions, TLSOptions
@@ -36,6 +37,7 @@ _LAZY = {
     "invalid_argument": "._errors",
     "rpc_error": "._errors",
     "session_state_error": "._errors",
+    "timeout_error": "._errors",
     "CallResult": "._models",
     "ConnectionOptions": "._nsq.options",
     "TLSOptions": "._nsq.options",
@@ -82,6 +84,7 @@ __all__ = [
     "rpc_error",
     "run",
     "session_state_error",
+    "timeout_error",
 ]
 
 __version__ = "0.8.0.dev0"

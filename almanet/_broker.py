@@ -186,11 +186,18 @@ class Broker:
         *,
         max_in_flight: int,
         low_latency: bool,
+        advertise: str = "",
     ) -> Consumer:
-        """Start a consumer on every nsqd; it is stopped by ``unsubscribe`` or ``close``."""
+        """Start a consumer on every nsqd; it is stopped by ``unsubscribe`` or ``close``.
+
+        ``advertise`` is appended to the IDENTIFY user_agent: other sessions read it in nsqd's
+        /stats to learn what this subscriber understands (the deadline extension).
+        """
         if self._closing:
             raise session_state_error("the session is not open: it was closed; create a new session")
         options = _low_latency(self.options) if low_latency else self.options
+        if advertise:
+            options = dataclasses.replace(options, user_agent=f"{options.user_agent} {advertise}")
         consumer = Consumer(topic, channel, self.addresses, handler, max_in_flight=max_in_flight, options=options)
         try:
             await consumer.start()

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import _wire
+from . import _deadline, _wire
 from ._broker import Broker, translate_nsq_error
-from ._errors import invalid_argument, rpc_error, session_state_error
+from ._brokerstats import StatsReader
+from ._errors import invalid_argument, rpc_error, session_state_error, timeout_error
+from ._forensics import Autopsies
+from ._liveness import Liveness
 from ._models import CallResult
 from ._nsq.consumer import Consumer, Message
 from ._nsq.errors import NSQError
@@ -57,7 +61,9 @@ class _Deadlines:
     are dropped from the head as they complete, so the queues stay as short as the calls in flight.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pending: dict[str, Any], expire: Callable[[str], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, pending: dict[str, Any], expire: Callable[[str, float], None]
+    ) -> None:
         self._loop = loop
         self._pending = pending
         self._queues: dict[float, collections.deque[tuple[float, str]]] = {}
@@ -94,7 +100,8 @@ class _Deadlines:
         earliest = float("inf")
         for timeout, queue in list(self._queues.items()):
             while queue and queue[0][0] <= now:
-                self._expire(queue.popleft()[1])
+                deadline, call_id = queue.popleft()
+                self._expire(call_id, deadline)
             self.trim(timeout)
             if queue:
                 earliest = min(earliest, queue[0][0])
@@ -130,10 +137,20 @@ class Caller:
 
     Arguments are checked by the session; this class checks what only it can (the URI's topic,
     the invocation's size). ``close()`` fails the calls still pending; the broker stops the
-    reply consumer with every other consumer.
+    reply consumer with every other consumer. Fail-fast, deadlines and timeout reasons read nsqd's
+    /stats through ``_liveness`` and ``_forensics`` (docs/protocol.md §3): a call pays one dict
+    look-up for them, a URI seen for the first time one /stats read.
     """
 
-    def __init__(self, broker: Broker, session_id: str, default_timeout: float) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        session_id: str,
+        default_timeout: float,
+        *,
+        fail_fast: bool = True,
+        nsqd_http: Sequence[str] = (),
+    ) -> None:
         self.broker = broker
         self.session_id = session_id
         self.default_timeout = default_timeout
@@ -146,6 +163,11 @@ class Caller:
         self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
+        stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
+        self._liveness = Liveness(stats, fail_fast=fail_fast)
+        self._served = self._liveness.served  # topic -> every subscriber understands deadlines
+        self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found
+        self._closed = False
 
     @property
     def replies_ready(self) -> bool:
@@ -202,10 +224,13 @@ class Caller:
         except _wire.WireError as exc:
             message.finish()
             logger.warning("ignored a malformed reply on %s: %s", self.reply_topic, exc)
+            self._autopsies.unreadable(str(exc))
             return
         pending = self._pending.get(reply.call_id)
         if pending is None:
             message.finish()
+            if self._autopsies:
+                self._autopsies.replied(reply.call_id)
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.trace is not None:
@@ -219,16 +244,15 @@ class Caller:
             self._deadlines.trim(pending.timeout)
         message.finish()
 
-    def _expire(self, call_id: str) -> None:
+    def _expire(self, call_id: str, deadline: float) -> None:
         pending = self._pending.pop(call_id, None)
         if pending is None or pending.future.done():
             return
         if pending.multi:
             pending.future.set_result(pending.replies)
-        else:
-            pending.future.set_exception(
-                TimeoutError(f"no reply from {pending.uri!r}: no service answered within the timeout")
-            )
+        else:  # failed within about a second, with the reason found (_forensics)
+            topic = self.topic_of(pending.uri)
+            self._autopsies.start(call_id, pending.uri, topic, pending.timeout, deadline, pending.future)
 
     def topic_of(self, uri: str) -> str:
         """The URI's topic, checked once per URI: ~330 ns of the caller's ~10 µs a call (bench/caches.py)."""
@@ -242,25 +266,37 @@ class Caller:
                 self._topics[uri] = topic
         return topic
 
-    def invocation(self, payload: Any) -> tuple[str, bytes]:
+    def invocation(self, payload: Any, timeout_ms: int | None = None) -> tuple[str, bytes]:
         """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
         call_id = self._call_ids.next()
         try:
-            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic)
+            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, timeout_ms)
         except _wire.WireError as exc:
             raise invalid_argument(str(exc)) from None
         self.broker.check_size(body, "the payload")
         return call_id, body
 
     def _start(
-        self, uri: str, payload: Any, timeout: float | None, multi: bool, trace: CallTrace | None = None
+        self,
+        uri: str,
+        payload: Any,
+        timeout: float | None,
+        multi: bool,
+        trace: CallTrace | None = None,
+        deadline: bool = False,
+        topic: str = "",
     ) -> tuple[str, asyncio.Future[Any]]:
-        """Register the call and publish it, with no await in between (wire order, one MPUB a tick)."""
-        topic = self.topic_of(uri)
+        """Register the call and publish it, with no await in between (wire order, one MPUB a tick).
+
+        ``deadline``: every subscriber understands the deadline extension, so it is sent.
+        """
+        topic = topic or self.topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
         if timeout <= 0:
             raise invalid_argument("timeout must be positive")
-        call_id, body = self.invocation(payload)
+        if _deadline.budget.get() is not None:  # called from a procedure that has a deadline
+            timeout = _within_budget(uri, timeout)
+        call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[call_id] = _Pending(future, uri, multi, timeout, trace)
         self._deadlines.add(timeout, call_id)
@@ -297,11 +333,37 @@ class Caller:
             if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
                 self._pending.pop(call_id, None)
 
+    async def served(self, uri: str, timeout: float | None, *, refuse: bool = True) -> bool:
+        """Not on the hot path: a topic the liveness cache does not know yet (one /stats read).
+
+        Refuses (``timeout_error``, reason ``not_served``) a URI nothing serves; returns whether
+        the deadline may be sent.
+        """
+        if timeout is not None and not timeout > 0:  # bad input first, before asking nsqd anything
+            raise invalid_argument("timeout must be positive")
+        deadline = await self._liveness.check(uri, self.topic_of(uri), refuse=refuse)
+        if self._closed:
+            raise session_state_error("the session is not open: it left while the call was being checked")
+        return deadline
+
+    async def sends_deadline(self, uri: str) -> bool:
+        """For ``delay_call``: whether its deadline may be sent; never refuses."""
+        deadline = self._served.get(self.topic_of(uri))
+        return deadline if deadline is not None else await self.served(uri, None, refuse=False)
+
+    def delay_timeout_ms(self, delay: float) -> int:
+        """The deadline of a delayed invocation: its delay, then the session's default timeout."""
+        return int((delay + self.default_timeout) * 1000)
+
     async def call(
         self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
     ) -> CallResult[Any]:
         """One reply; the reply subscription must be ready (``ensure_replies``)."""
-        call_id, future = self._start(uri, payload, timeout, multi=False, trace=trace)
+        topic = self.topic_of(uri)
+        deadline = self._served.get(topic)
+        if deadline is None:
+            deadline = await self.served(uri, timeout)
+        call_id, future = self._start(uri, payload, timeout, False, trace, deadline, topic)
         try:  # _wait inlined: one coroutine less per call
             reply: _wire.Reply = await future
         finally:
@@ -314,13 +376,34 @@ class Caller:
     async def multicall(
         self, uri: str, payload: Any, timeout: float, trace: CallTrace | None = None
     ) -> list[CallResult[Any] | rpc_error]:
-        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, multi=True, trace=trace))
+        deadline = self._served.get(self.topic_of(uri))
+        if deadline is None:
+            try:
+                deadline = await self.served(uri, timeout)
+            except timeout_error:
+                return []  # nothing serves it: no reply can come
+        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, trace, deadline))
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
     def close(self) -> None:
         """Fail every call still waiting; its reply, if it comes, has nobody to go to."""
+        self._closed = True
+        self._liveness.close()
+        self._autopsies.close()
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(session_state_error("the session left before the reply came"))
         self._pending.clear()
         self._deadlines.close()
+
+
+def _within_budget(uri: str, timeout: float) -> float:
+    """A nested call gets at most what is left of the calling invocation's deadline."""
+    timeout, capped = _deadline.cap_timeout(timeout, time.time())
+    if capped and timeout <= 0:
+        raise timeout_error(
+            f"no time left to call {uri}: the calling procedure's deadline has passed",
+            uri=uri,
+            reason=timeout_error.BUDGET,
+        )
+    return timeout

@@ -76,6 +76,7 @@ TABLE: tuple[Key, ...] = (
     Key("tls.key_file", "path", None, "tls.key_file", "client certificate's key"),
     Key("tls.verify", "bool", True, "tls.verify", "check nsqd's certificate and host name"),
     Key("auth.secret", "secret", None, "auth_secret", "secret sent with AUTH"),
+    Key("rpc.fail_fast", "bool", True, "fail_fast", "a call nothing serves fails at once"),
 )
 _BY_NAME: dict[str, Key] = {key.name: key for key in TABLE}
 KEYS: tuple[str, ...] = tuple(_BY_NAME)
@@ -110,6 +111,7 @@ class Settings:
     connect_timeout: float
     tls: TLSSettings
     auth_secret: str | None = dataclasses.field(default=None, repr=False)  # never in logs
+    fail_fast: bool = True  # refuse at once a call nothing serves (almanet.new_session's fail_fast)
     config_file: Path | None = dataclasses.field(default=None, compare=False)
     sources: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), compare=False, hash=False

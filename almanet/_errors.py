@@ -1,6 +1,6 @@
 """The exceptions almanet raises, all in one tree.
 
-Every error a user can see is one of these (or the builtin ``TimeoutError``); errors of the
+Every error a user can see is one of these; errors of the
 layers below (``OSError``, ``ssl``, orjson, pydantic, gnsq, the NSQ client's own tree) are
 translated where they cross into almanet, so ``except almanet.almanet_error`` is enough::
 
@@ -9,12 +9,12 @@ translated where they cross into almanet, so ``except almanet.almanet_error`` is
     ├── invalid_argument              a bad URI, topic, channel or payload, caught before sending
     ├── session_state_error           using a session that is not open, or reopening a closed one
     ├── broker_error                  nsqd is unreachable, refused a command, or went away
-    └── rpc_error                     an error raised by a remote procedure, carried over the wire
-        ├── ValidationError           the payload (or result) did not match the annotations
-        ├── InternalError             the procedure failed unexpectedly (details stay in its log)
-        └── <your subclasses>         matched by class name on the calling side
-
-    TimeoutError (builtin)            no reply within the timeout, or no service serves the URI
+    ├── rpc_error                     an error raised by a remote procedure, carried over the wire
+    │   ├── ValidationError           the payload (or result) did not match the annotations
+    │   ├── InternalError             the procedure failed unexpectedly (details stay in its log)
+    │   └── <your subclasses>         matched by class name on the calling side
+    └── timeout_error                 no reply in time, or nothing serves the URI (also a builtin
+                                      TimeoutError); ``reason`` says which: not served, queued, ...
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "invalid_argument",
     "rpc_error",
     "session_state_error",
+    "timeout_error",
 ]
 
 
@@ -80,3 +81,25 @@ class ValidationError(rpc_error):
 
 class InternalError(rpc_error):
     """The procedure raised something unexpected; its service logged the traceback."""
+
+
+class timeout_error(almanet_error, TimeoutError):
+    """A call got no reply in time; ``reason`` says what the broker and the caller saw.
+
+    Still a ``TimeoutError`` (what 0.7.0 raises, also for a procedure nobody serves). ``reason``
+    is one of the constants below; ``facts`` holds the numbers behind it (depth, instances,
+    in-flight count, what could not be read), ``uri`` the procedure called.
+    """
+
+    NOT_SERVED = "not_served"  # no subscriber on any nsqd: nothing serves the URI
+    QUEUED = "queued"  # invocations wait in nsqd for a free instance
+    RUNNING = "running"  # delivered and still being handled
+    REPLY_LOST = "reply_lost"  # handled, but the reply was lost or came late
+    BUDGET = "budget"  # the calling procedure's own deadline left no time for it
+    UNKNOWN = "unknown"  # the facts could not be read (``facts["unread"]`` says which)
+
+    def __init__(self, message: str, *, uri: str, reason: str, facts: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.reason = reason
+        self.facts: dict[str, Any] = dict(facts or {})

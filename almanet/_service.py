@@ -16,9 +16,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any, TypeVar
 
-from . import _wire
+from . import _deadline, _wire
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._session import Almanet
@@ -53,6 +54,8 @@ class Procedure:
     signature: Signature
     description: str
     tags: tuple[str, ...] = ()
+    # an invocation without a deadline older than this (seconds since nsqd took it) is dropped
+    stale_after: float | None = _deadline.DEFAULT_STALE_AFTER
 
     def describe(self, session_id: str) -> dict[str, Any]:
         """0.7.0's per-procedure discovery reply."""
@@ -65,6 +68,7 @@ class Procedure:
             "description": self.description,
             "payload_json_schema": self.signature.payload.schema(),
             "return_json_schema": self.signature.result.schema(),
+            "stale_after": self.stale_after,
         }
 
 
@@ -82,6 +86,7 @@ class _Running:
     # reply topics already checked (bench/caches.py: ~300 ns an invocation saved)
     reply_topics: set[str] = field(default_factory=set)
     toucher: asyncio.TimerHandle | None = None
+    stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
 
 
 class Service:
@@ -97,7 +102,9 @@ class Service:
         tags: tuple[str, ...] = (),
         lookupd: Sequence[str] | str = (),
         lookupd_interval: float | None = None,
+        stale_after: float | None = _deadline.DEFAULT_STALE_AFTER,
     ) -> None:
+        self.stale_after = _deadline.check_stale_after(stale_after)
         if prepath:
             try:
                 _wire.check_uri(prepath)
@@ -128,8 +135,15 @@ class Service:
         channel: str | None = None,
         description: str | None = None,
         tags: tuple[str, ...] = (),
+        stale_after: float | EllipsisType | None = ...,
     ) -> Any:
-        """Register ``async def f(session, payload) -> result`` as ``<prepath>.<name>``."""
+        """Register ``async def f(session, payload) -> result`` as ``<prepath>.<name>``.
+
+        ``stale_after`` (seconds; 0 or None: never) overrides the service's for this procedure:
+        an invocation that carries no caller deadline and waited longer than that in nsqd is
+        finished unrun, since its caller (0.7.0's default timeout is 60 s) has given up.
+        """
+        stale = self.stale_after if stale_after is ... else _deadline.check_stale_after(stale_after)
 
         def register(function: F) -> F:
             local = name or function.__name__
@@ -150,6 +164,7 @@ class Service:
                 signature=inspect_procedure(function),
                 description=description or (function.__doc__ or "").strip(),
                 tags=tuple(tags) or self.tags,
+                stale_after=stale,
             )
             return function
 
@@ -189,6 +204,7 @@ class Service:
                         lambda m, p=procedure: self._on_invocation(p, m),
                         max_in_flight=self.max_concurrency,
                         low_latency=True,
+                        advertise=_wire.DEADLINE_AGENT,
                     )
                 )
             await self._start_discovery(running)
@@ -219,9 +235,10 @@ class Service:
             await session.broker.subscribe(
                 _wire.rpc_topic(_wire.CLIENT_DISCOVERY_URI),
                 _wire.channel_name(session.id),
-                lambda m: self._answer(m, client_reply),
+                lambda m: self._answer(m, {**client_reply, "stale": dict(running.stale)}),
                 max_in_flight=16,
                 low_latency=True,
+                advertise=_wire.DEADLINE_AGENT,
             )
         )
         for procedure in self.procedures.values():
@@ -238,6 +255,7 @@ class Service:
                     lambda m, d=description: self._answer(m, d),
                     max_in_flight=16,
                     low_latency=True,
+                    advertise=_wire.DEADLINE_AGENT,
                 )
             )
 
@@ -275,16 +293,29 @@ class Service:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()
             return
+        expires, stale = _deadline.judge(message.timestamp, invocation.timeout_ms, procedure.stale_after, time.time())
+        if stale:  # its caller has given up: finished unrun and unanswered, counted, logged once
+            message.finish()
+            running.stale[procedure.uri] = running.stale.get(procedure.uri, 0) + 1
+            logger.warning("dropped a stale invocation of %s unrun: %s (call %s)", procedure.uri, stale, invocation.id)
+            return
         # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
         # current_task() and context variables as in any other task.
-        task = _start_task(running.loop, self._invoke(running, procedure, invocation, message))
+        task = _start_task(running.loop, self._invoke(running, procedure, invocation, message, expires))
         if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
             running.tasks[task] = message
             task.add_done_callback(lambda t: running.tasks.pop(t, None))
 
     async def _invoke(
-        self, running: _Running, procedure: Procedure, invocation: _wire.Invocation, message: Message
+        self,
+        running: _Running,
+        procedure: Procedure,
+        invocation: _wire.Invocation,
+        message: Message,
+        deadline: float | None = None,
     ) -> None:
+        if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
+            _deadline.budget.set(deadline)
         signature = procedure.signature
         try:
             args: tuple[Any, ...] = ()

@@ -70,11 +70,14 @@ class Almanet:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         lookupd: Sequence[str] | str = (),
         lookupd_interval: float = DEFAULT_LOOKUPD_INTERVAL,
+        fail_fast: bool = True,
+        nsqd_http: Sequence[str] | str = (),
     ) -> None:
         lookupd = (lookupd,) if isinstance(lookupd, str) else tuple(dict.fromkeys(lookupd))
         if not lookupd:
             addresses = addresses or (DEFAULT_ADDRESS,)
-        for address in (*addresses, *lookupd):
+        nsqd_http = (nsqd_http,) if isinstance(nsqd_http, str) else tuple(nsqd_http)
+        for address in (*addresses, *lookupd, *nsqd_http):
             try:
                 Address.parse(address)
             except ValueError as exc:
@@ -88,6 +91,9 @@ class Almanet:
         self.max_message_size = max_message_size
         self.lookupd: tuple[str, ...] = lookupd
         self.lookupd_interval = float(lookupd_interval)
+        # fail-fast, deadlines and timeout reasons read nsqd's /stats there (docs/protocol.md §3)
+        self.fail_fast = bool(fail_fast)
+        self.nsqd_http: tuple[str, ...] = nsqd_http
         self._broker = Broker(
             tuple(dict.fromkeys(addresses)),
             options or ConnectionOptions(),
@@ -123,7 +129,9 @@ class Almanet:
         if self._state == "open":
             return
         await self._broker.start()
-        self._caller = Caller(self._broker, self.id, self.default_timeout)
+        self._caller = Caller(
+            self._broker, self.id, self.default_timeout, fail_fast=self.fail_fast, nsqd_http=self.nsqd_http
+        )
         self._state = "open"
 
     async def leave(self) -> None:
@@ -182,7 +190,10 @@ class Almanet:
         """Call a procedure and wait for its reply.
 
         Raises the remote ``rpc_error`` (as the caller's own subclass when one has its name),
-        ``TimeoutError`` when no reply comes in time (also when nothing serves ``uri``).
+        ``timeout_error`` (a ``TimeoutError``) when no reply comes in time, with its ``reason``
+        found within about a second more; at once, with nothing sent, when no nsqd has a
+        subscriber for ``uri`` (unless the session was made with ``fail_fast=False``). Inside a
+        procedure, ``timeout`` is capped by what is left of the invocation's own deadline.
         ``trace`` (diagnostics, ``almanet call -v``) is filled with the topics and timings.
         """
         self._require_open()
@@ -214,7 +225,9 @@ class Almanet:
         caller = self._caller
         topic = caller.topic_of(uri)
         _check_delay(delay)
-        call_id, body = caller.invocation(payload)
+        # never refused (its point may be a service that starts later); the deadline when it can
+        deadline = await caller.sends_deadline(uri)
+        call_id, body = caller.invocation(payload, caller.delay_timeout_ms(delay) if deadline else None)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
         await caller.ensure_replies()

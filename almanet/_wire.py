@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -18,9 +18,11 @@ from ._nsq.names import EPHEMERAL_SUFFIX, check_name
 
 __all__ = [
     "CLIENT_DISCOVERY_URI",
+    "DEADLINE_AGENT",
     "DEFAULT_CHANNEL",
     "REPLY_CHANNEL",
     "RPC_PREFIX",
+    "TIMEOUT_KEY",
     "Described",
     "IdSequence",
     "Instance",
@@ -51,6 +53,12 @@ REPLY_PREFIX = RPC_PREFIX + "_reply_."
 REPLY_CHANNEL = "rpc-recipient" + EPHEMERAL_SUFFIX
 _URI = re.compile(r"[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*")
 _INVOCATION_KEYS = frozenset({"id", "caller_id", "payload", "reply_topic"})
+# The deadline extension (docs/protocol.md §3, "Deadlines"): the caller's remaining timeout in ms,
+# counted from the NSQ message's timestamp. Sent only when every subscriber of the procedure's
+# topic announced it understands it, with this token in the user_agent of its IDENTIFY.
+TIMEOUT_KEY = "timeout_ms"
+DEADLINE_AGENT = "almanet-deadline/1"
+_EXTENDED_KEYS = _INVOCATION_KEYS | {TIMEOUT_KEY}
 _REPLY_KEYS = frozenset({"call_id", "is_error", "payload"})
 
 
@@ -122,6 +130,7 @@ class Invocation(NamedTuple):
     caller_id: str
     payload: Any
     reply_topic: str
+    timeout_ms: int | None = None  # the deadline extension; None in a plain (0.7.0) invocation
 
 
 class Reply(NamedTuple):
@@ -137,9 +146,15 @@ def _dumps(value: Any) -> bytes:
         raise WireError(f"payload is not JSON-serializable: {exc}") from None
 
 
-def encode_invocation(call_id: str, caller_id: str, payload: Any, reply_to: str) -> bytes:
-    # Exactly these four keys: a 0.7.0 service rejects any other.
-    return _dumps({"id": call_id, "caller_id": caller_id, "payload": payload, "reply_topic": reply_to})
+def encode_invocation(
+    call_id: str, caller_id: str, payload: Any, reply_to: str, timeout_ms: int | None = None
+) -> bytes:
+    # Exactly these four keys unless told otherwise: a 0.7.0 service rejects any other.
+    if timeout_ms is None:
+        return _dumps({"id": call_id, "caller_id": caller_id, "payload": payload, "reply_topic": reply_to})
+    return _dumps(
+        {"id": call_id, "caller_id": caller_id, "payload": payload, "reply_topic": reply_to, TIMEOUT_KEY: timeout_ms}
+    )
 
 
 def _loads_object(body: bytes, what: str) -> dict[str, Any]:
@@ -160,8 +175,17 @@ def decode_invocation(body: bytes, known_reply_topics: set[str] | None = None) -
     so that this module stays without state.
     """
     value = _loads_object(body, "invocation")
-    if value.keys() != _INVOCATION_KEYS:
-        raise WireError(f"invocation keys are {sorted(value)}, expected {sorted(_INVOCATION_KEYS)}")
+    keys = value.keys()
+    timeout_ms = None
+    if keys != _INVOCATION_KEYS:
+        if keys != _EXTENDED_KEYS:
+            raise WireError(
+                f"invocation keys are {sorted(value)},"
+                f" expected {sorted(_INVOCATION_KEYS)} (and optionally {TIMEOUT_KEY!r})"
+            )
+        timeout_ms = value[TIMEOUT_KEY]
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
+            raise WireError(f"invocation {TIMEOUT_KEY} must be a non-negative integer, not {timeout_ms!r}")
     call_id, caller_id, reply_to = value["id"], value["caller_id"], value["reply_topic"]
     if not (isinstance(call_id, str) and isinstance(caller_id, str) and isinstance(reply_to, str)):
         raise WireError("invocation id, caller_id and reply_topic must be strings")
@@ -174,7 +198,7 @@ def decode_invocation(body: bytes, known_reply_topics: set[str] | None = None) -
             if len(known_reply_topics) >= 10_000:
                 known_reply_topics.clear()
             known_reply_topics.add(reply_to)
-    return Invocation(call_id, caller_id, value["payload"], reply_to)
+    return Invocation(call_id, caller_id, value["payload"], reply_to, timeout_ms)
 
 
 def encode_reply(call_id: str, is_error: bool, payload: Any) -> bytes:
@@ -245,6 +269,8 @@ class Instance:
     host: str | None
     pid: int | None
     started_at: float | None
+    # invocations each procedure dropped unrun, its caller having given up (an extension)
+    stale: dict[str, int] = field(default_factory=dict)
 
     @property
     def served(self) -> tuple[tuple[str, str], ...]:
@@ -294,4 +320,11 @@ def decode_discovery(payload: Any) -> Instance | None:
         host=payload.get("host") if isinstance(payload.get("host"), str) else None,
         pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
         started_at=float(started) if isinstance(started, int | float) and not isinstance(started, bool) else None,
+        stale=_stale_counts(payload.get("stale")),
     )
+
+
+def _stale_counts(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}

@@ -122,7 +122,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    await service.start(nsqd_http=args.nsqd_http)  # with nsqd's HTTP API: fail-fast and deadlines on
     print("READY", flush=True)
     await stop.wait()
     await service.stop()
@@ -132,7 +132,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def call(args: argparse.Namespace) -> None:
     trace = Trace() if args.trace else None
-    async with almanet.new_session(args.nsqd) as session:
+    async with almanet.new_session(args.nsqd, nsqd_http=args.nsqd_http) as session:
         for _ in range(args.warmup):
             await session.call(args.uri, "Aidar", timeout=10)
         rss_after_warmup = rss_kib()
@@ -276,6 +276,7 @@ def main() -> None:
     for name in ("serve", "call", "consume", "produce"):
         role = roles.add_parser(name)
         role.add_argument("--nsqd", "-nsqd", required=True)
+        role.add_argument("--nsqd-http", default=(), help="nsqd's HTTP address: turns fail-fast and deadlines on")
     roles.choices["serve"].add_argument("--uri", default="bench.greeting")
     roles.choices["serve"].add_argument("--trace", action="store_true", help="stamp each invocation (bench/hops.py)")
     roles.choices["call"].add_argument("--trace", action="store_true", help="stamp each call (bench/hops.py)")

@@ -121,26 +121,28 @@ class Proc:
         return err[-2000:]
 
 
-def serve_argv(impl: str, nsqd: str, uri: str) -> list[str]:
+def serve_argv(impl: str, nsqd: str, uri: str, http: str = "") -> list[str]:
     if impl != "floor":
-        return [*roles(impl), "serve", "--nsqd", nsqd, "--uri", uri]
+        return [*roles(impl), "serve", "--nsqd", nsqd, "--uri", uri, *(("--nsqd-http", http) if http else ())]
     return [str(FLOOR), "serve", "-nsqd", nsqd, "-topic", f"_rpc_.{uri}", "-channel", "RPC#ephemeral"]
 
 
-def call_argv(impl: str, nsqd: str, uri: str, n: int, concurrency: int) -> list[str]:
+def call_argv(impl: str, nsqd: str, uri: str, n: int, concurrency: int, http: str = "") -> list[str]:
     if impl != "floor":
-        return [*roles(impl), "call", "--nsqd", nsqd, "--uri", uri, "-n", str(n), "--concurrency", str(concurrency)]
+        http_args = ("--nsqd-http", http) if http else ()
+        return [*roles(impl), "call", "--nsqd", nsqd, "--uri", uri, "-n", str(n), "--concurrency", str(concurrency),
+                *http_args]
     return [str(FLOOR), "call", "-nsqd", nsqd, "-uri-topic", f"_rpc_.{uri}", "-n", str(n),
             "-concurrency", str(concurrency)]
 
 
 def rpc(impl: str, nsqd: NsqdProcess, n: int, concurrency: int) -> dict[str, Any]:
     uri = f"bench.g{uuid.uuid4().hex[:8]}.greeting"
-    server = Proc(serve_argv(impl, nsqd.tcp_address, uri), env_of(impl))
+    server = Proc(serve_argv(impl, nsqd.tcp_address, uri, nsqd.http_address), env_of(impl))
     try:
         server.wait_line("READY")
         cpu0 = {"nsqd": cpu_seconds(nsqd.pid), "service": cpu_seconds(server.popen.pid)}
-        client = Proc(call_argv(impl, nsqd.tcp_address, uri, n, concurrency), env_of(impl))
+        client = Proc(call_argv(impl, nsqd.tcp_address, uri, n, concurrency, nsqd.http_address), env_of(impl))
         memory: dict[str, int] = {}
         if impl != "floor":
             client.wait_line("WARM", timeout=120)
@@ -218,8 +220,8 @@ def wall(argv: list[str], runs: int, env: dict[str, str] | None = None) -> dict[
 def startup(nsqd: NsqdProcess, runs: int) -> dict[str, Any]:
     almanet_cli = str(Path(PYTHON).with_name("almanet"))
     uri = f"bench.g{uuid.uuid4().hex[:8]}.greeting"
-    server = Proc(serve_argv("almanet", nsqd.tcp_address, uri))
-    env = {**os.environ, "ALMANET_NSQD": nsqd.tcp_address}
+    server = Proc(serve_argv("almanet", nsqd.tcp_address, uri, nsqd.http_address))
+    env = {**os.environ, "ALMANET_NSQD": nsqd.tcp_address, "ALMANET_NSQD_HTTP": nsqd.http_address}
     try:
         server.wait_line("READY")
         figures: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a checkout for tests, the demo and the benchmark:
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
-#      built from the pinned Go module in tools/nsq;
+#      built from the pinned Go module in almanet/testing/gomod (`almanet testing install-nsqd`'s too);
 #   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
 #   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root.
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 TOOLS_BIN="$ROOT/.tools/bin"
-NSQ_MOD="$ROOT/tools/nsq"
+NSQ_MOD="$ROOT/almanet/testing/gomod"
 NSQ_TOOLS=(nsqd nsqlookupd nsq_tail to_nsq)
 VENV="${ALMANET_VENV:-$ROOT/.venv}"  # make bench PYTHON=... makes its own
 STAMP="$VENV/.almanet-install-stamp"
@@ -70,7 +70,7 @@ setup_tools() {
     if [ -z "$go" ]; then
         if [ -x "$TOOLS_BIN/nsqd" ] && [ -x "$TOOLS_BIN/nsqlookupd" ] \
             && [ -x "$TOOLS_BIN/nsq_tail" ] && [ -x "$TOOLS_BIN/to_nsq" ]; then
-            say "warning: tools/nsq changed but Go is not installed; keeping the existing .tools/bin"
+            say "warning: almanet/testing/gomod changed but Go is not installed; keeping the existing .tools/bin"
             return
         fi
         if tools_on_path; then
@@ -88,7 +88,7 @@ setup_tools() {
     local pkgs=() t
     for t in "${NSQ_TOOLS[@]}"; do pkgs+=("github.com/nsqio/nsq/apps/$t"); done
     (cd "$NSQ_MOD" && GOTOOLCHAIN="${GOTOOLCHAIN:-local}" "$go" build -o "$TOOLS_BIN/" "${pkgs[@]}") \
-        || die "go build failed in tools/nsq (needs the Go module proxy, or a filled module cache)"
+        || die "go build failed in almanet/testing/gomod (needs the Go module proxy, or a filled module cache)"
     # go build may leave an unchanged binary's mtime alone; the freshness check relies on it.
     for t in "${NSQ_TOOLS[@]}"; do touch "$TOOLS_BIN/$t"; done
     say "NSQ tools built: $("$TOOLS_BIN/nsqd" --version 2>&1 | head -n1)"

@@ -24,6 +24,7 @@ __all__ = [
     "NsqdHTTPClient",
     "get_json",
     "producer_address",
+    "request_json",
 ]
 
 DEFAULT_HTTP_TIMEOUT = 2.0
@@ -123,3 +124,45 @@ def producer_address(producer: dict[str, Any], kind: str = "http") -> str:
     if address is None:
         raise NSQHTTPError(f"lookupd listed an nsqd without a usable {kind} address: {producer!r}", address="?")
     return str(address)
+
+
+async def request_json(address: str, path: str, *, method: str = "GET", timeout: float = DEFAULT_HTTP_TIMEOUT) -> Any:
+    """One HTTP/1.0 request on asyncio streams (no thread, no urllib), decoded as JSON.
+
+    For what runs inside a caller (the fail-fast check, timeout forensics, purge): it costs no
+    import and no worker thread. nsqd's replies are small JSON documents, read to EOF.
+    """
+    url = f"http://{address}{path}"
+    host, port = Address.parse(address)
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(
+                    f"{method} {path} HTTP/1.0\r\nHost: {address}\r\n"
+                    "Accept: application/vnd.nsq; version=1.0\r\nContent-Length: 0\r\n\r\n".encode()
+                )
+                data = await reader.read()
+            finally:
+                writer.close()
+    except TimeoutError:
+        raise NSQHTTPError(f"{method} {url} did not answer within {timeout:g}s", address=address) from None
+    except OSError as exc:
+        raise NSQHTTPError(f"cannot reach {url}: {exc.strerror or exc}", address=address) from None
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        raise NSQHTTPError(f"{method} {url} did not answer HTTP (is {address} an NSQ HTTP address?)", address=address)
+    status = int(status_line[1])
+    try:
+        value = json.loads(body) if body.strip() else None
+    except ValueError:
+        raise NSQHTTPError(
+            f"{method} {url} did not return JSON (is {address} an NSQ HTTP address?)", address=address, status=status
+        ) from None
+    if status >= 400:
+        detail = value.get("message", "") if isinstance(value, dict) else ""
+        raise NSQHTTPError(f"{method} {url} answered {status} {detail}".rstrip(), address=address, status=status)
+    if isinstance(value, dict) and "status_code" in value and "data" in value:
+        value = value["data"]
+    return value

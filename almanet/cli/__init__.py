@@ -2,7 +2,9 @@
 
 Exit codes (also in ``almanet --help`` and the README):
 0 success · 1 the remote procedure raised an error · 2 bad input, usage or configuration ·
-3 timeout: no service answered · 4 broker unavailable or refused the request · 130 interrupted.
+3 timeout, reason unknown · 4 broker unavailable or refused the request · 5-8 timeout with a
+known reason (5 nothing serves the URI, 6 queued, 7 still running, 8 reply lost or late) ·
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from typing import Annotated
 
 import typer
 
-from . import call, completion, config, consume, describe, multicall, produce, serve, services
+from . import call, completion, config, consume, describe, multicall, produce, purge, serve, services, testing
 
 EPILOG = (
-    "Exit codes: 0 success, 1 remote error, 2 bad input/usage/config, 3 timeout (no service answered),"
-    " 4 broker unavailable, 130 interrupted."
+    "Exit codes: 0 success, 1 remote error, 2 bad input/usage/config, 3 timeout (reason unknown),"
+    " 4 broker unavailable, 5 timeout: nothing serves the URI, 6 timeout: queued, 7 timeout: still running,"
+    " 8 timeout: reply lost or late, 130 interrupted."
 )
 
 app = typer.Typer(
@@ -76,7 +79,7 @@ def _root(
         raise typer.Exit()
 
 
-for _module in (serve, call, multicall, produce, consume, services, describe, config, completion):
+for _module in (serve, call, multicall, produce, consume, services, purge, describe, config, completion, testing):
     _module.register(app)
 
 

@@ -44,7 +44,20 @@ class Exit(enum.IntEnum):
     BAD_INPUT = 2
     TIMEOUT = 3
     BROKER = 4
+    # a timeout whose reason is known (almanet.timeout_error.reason); 3 stays "reason unknown"
+    NOT_SERVED = 5
+    QUEUED = 6
+    RUNNING = 7
+    REPLY_LOST = 8
     INTERRUPTED = 130
+
+
+_TIMEOUT_EXITS = {
+    "not_served": Exit.NOT_SERVED,
+    "queued": Exit.QUEUED,
+    "running": Exit.RUNNING,
+    "reply_lost": Exit.REPLY_LOST,
+}
 
 
 ConfigOption = Annotated[
@@ -146,6 +159,9 @@ def session_options(settings: Any) -> dict[str, Any]:
     15 s), in addition to any ``nsq.nsqd`` given.
     """
     options: dict[str, Any] = {"options": connection_options(settings), "default_timeout": settings.call_timeout}
+    # /stats is read for fail-fast and timeout reasons: the nsqd HTTP addresses, and the switch
+    options["nsqd_http"] = tuple(settings.nsqd_http)
+    options["fail_fast"] = settings.fail_fast
     if settings.lookupd_http:
         options["lookupd"] = tuple(settings.lookupd_http)
     return options
@@ -178,8 +194,15 @@ def exit_on_errors(
 
     try:
         yield
-    except TimeoutError:
-        fail(timeout_message, Exit.TIMEOUT, label="timeout", **fields)
+    except TimeoutError as exc:
+        reason = getattr(exc, "reason", None)  # almanet.timeout_error: why, with an exit code each
+        if reason is None:
+            fail(timeout_message, Exit.TIMEOUT, label="timeout", **fields)
+        from ._output import json_errors
+
+        # JSON keeps the label of every timeout ("timeout") and adds the reason as its own field
+        label = "timeout" if json_errors() else f"timeout ({reason.replace('_', ' ')})"
+        fail(str(exc), _TIMEOUT_EXITS.get(reason, Exit.TIMEOUT), label=label, reason=reason, **fields)
     except (invalid_argument, config_error) as exc:
         fail(str(exc), Exit.BAD_INPUT, **fields)
     except broker_error as exc:

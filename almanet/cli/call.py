@@ -51,7 +51,10 @@ def register(app: typer.Typer) -> None:
         help=(
             "Call a procedure and print its result as JSON. PAYLOAD is JSON text, @file.json, or - for stdin;"
             " omitted, it is read from a piped stdin (empty: null)."
-            " Exit codes: 0 ok, 1 remote error, 2 bad input, 3 timeout, 4 broker unavailable."
+            " A call nothing serves fails at once (rpc.fail_fast in almanet.toml); a timeout says why."
+            " Exit codes: 0 ok, 1 remote error, 2 bad input, 3 timeout (reason unknown), 4 broker unavailable,"
+            " 5 timeout: nothing serves URI, 6 timeout: queued behind other invocations, 7 timeout: delivered and"
+            " still running, 8 timeout: handled but the reply was lost or late."
         ),
         **hinted(),
     )(call)

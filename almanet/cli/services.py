@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
         help=(
             "List the live service instances (discovery multicall) and, for each procedure, nsqd's subscribers,"
             " depth and in-flight count on every nsqd (found through nsqlookupd when configured). A procedure"
-            " with no subscriber (red) or a backlog (yellow) stands out; RPC topics nobody serves are listed too."
+            " with no subscriber (red) or a backlog (yellow) stands out; RPC topics nobody serves are listed too"
+            " (`almanet purge` drops their backlog). 'stale' counts invocations dropped unrun because their"
+            " caller had given up (deadline or stale_after)."
             " Exit codes: 0 ok, 3 no service answered, 4 a broker or its HTTP API unavailable."
         ),
         **hinted(),
@@ -77,20 +79,24 @@ async def _discover(session: Any, timeout: float) -> list[Any]:
     return await discover(session, timeout)
 
 
-def _topic_stats(stats: dict[str, Any], topic: str, channel: str) -> dict[str, Any]:
+def _topic_stats(stats: dict[str, Any], topic: str, channels: set[str] | None) -> dict[str, Any]:
+    """Sums over ``channels`` of ``topic`` (all of them when None) on one nsqd.
+
+    A logical channel ``RPC`` is two NSQ channels: ``RPC#ephemeral`` (ours) and ``RPC`` (0.7.0's).
+    """
     for entry in stats.get("topics") or []:
         if entry.get("topic_name") != topic:
             continue
-        for ch in entry.get("channels") or []:
-            if ch.get("channel_name") == channel:
-                return {
-                    "topic": True,
-                    "subscribers": int(ch.get("client_count") or len(ch.get("clients") or [])),
-                    "depth": int(ch.get("depth") or 0),
-                    "in_flight": int(ch.get("in_flight_count") or 0),
-                }
-        # No such channel: invocations wait in the topic until a subscriber comes.
-        return {"topic": True, "subscribers": 0, "depth": int(entry.get("depth") or 0), "in_flight": 0}
+        found = [c for c in entry.get("channels") or [] if channels is None or c.get("channel_name") in channels]
+        if not found:
+            # No such channel: invocations wait in the topic until a subscriber comes.
+            return {"topic": True, "subscribers": 0, "depth": int(entry.get("depth") or 0), "in_flight": 0}
+        return {
+            "topic": True,
+            "subscribers": sum(int(c.get("client_count") or len(c.get("clients") or [])) for c in found),
+            "depth": sum(int(c.get("depth") or 0) for c in found),
+            "in_flight": sum(int(c.get("in_flight_count") or 0) for c in found),
+        }
     return {"topic": False, "subscribers": 0, "depth": 0, "in_flight": 0}
 
 
@@ -105,8 +111,9 @@ def build_report(instances: list[Any], stats: dict[str, dict[str, Any]], errors:
         uris = []
         for uri, channel in instance.served:
             uris.append(uri)
-            entry = procedures.setdefault((uri, channel), {"uri": uri, "channel": channel, "instances": []})
+            entry = procedures.setdefault((uri, channel), {"uri": uri, "channel": channel, "instances": [], "stale": 0})
             entry["instances"].append(instance.client)
+            entry["stale"] += instance.stale.get(uri, 0)
         started = instance.started_at
         rows.append(
             {
@@ -127,14 +134,23 @@ def build_report(instances: list[Any], stats: dict[str, dict[str, Any]], errors:
             if name.startswith(RPC_PREFIX) and not is_internal_topic(name) and name not in served_topics:
                 served_topics.add(name)
                 uri = name[len(RPC_PREFIX) :]
-                procedures[(uri, DEFAULT_CHANNEL)] = {"uri": uri, "channel": DEFAULT_CHANNEL, "instances": []}
+                procedures[(uri, DEFAULT_CHANNEL)] = {
+                    "uri": uri,
+                    "channel": DEFAULT_CHANNEL,
+                    "instances": [],
+                    "stale": 0,
+                    "orphan": True,
+                }
     for (uri, channel), entry in procedures.items():
         topic = RPC_PREFIX + uri
-        try:
-            nsq_channel = channel_name(channel)
-        except ValueError:
-            nsq_channel = channel
-        per_nsqd = [{"nsqd": address, **_topic_stats(node, topic, nsq_channel)} for address, node in stats.items()]
+        names: set[str] | None = None  # an orphan topic: whatever listens on any channel counts
+        if not entry.pop("orphan", False):
+            names = {channel}
+            try:
+                names.add(channel_name(channel))
+            except ValueError:
+                pass
+        per_nsqd = [{"nsqd": address, **_topic_stats(node, topic, names)} for address, node in stats.items()]
         entry["nsqd"] = per_nsqd
         entry["subscribers"] = sum(n["subscribers"] for n in per_nsqd)
         entry["depth"] = sum(n["depth"] for n in per_nsqd)
@@ -145,6 +161,10 @@ def build_report(instances: list[Any], stats: dict[str, dict[str, Any]], errors:
             problems.append(f"no subscriber on {', '.join(where)}")
         if entry["depth"] > 0:
             problems.append(f"{entry['depth']} invocations waiting")
+            if entry["subscribers"] == 0:
+                problems.append(f"`almanet purge {uri}` drops them")
+        if entry["stale"]:
+            problems.append(f"{entry['stale']} stale invocations dropped unrun")
         entry["problems"] = problems
     ordered = sorted(procedures.values(), key=lambda p: (p["uri"], p["channel"]))
     return {"instances": rows, "procedures": ordered, "nsqd": sorted(stats), "errors": errors}
@@ -187,7 +207,7 @@ def render(report: dict[str, Any]) -> None:
         )
     console.print(table)
     procedures = Table(title="procedures on nsqd " + ", ".join(report["nsqd"]), title_justify="left")
-    for column in ("procedure", "channel", "instances", "subscribers", "depth", "in-flight"):
+    for column in ("procedure", "channel", "instances", "subscribers", "depth", "in-flight", "stale"):
         procedures.add_column(column, justify="right" if column not in ("procedure", "channel") else "left")
     for entry in report["procedures"]:
         style = None
@@ -202,6 +222,7 @@ def render(report: dict[str, Any]) -> None:
             str(entry["subscribers"]),
             str(entry["depth"]),
             str(entry["in_flight"]),
+            str(entry["stale"]),
             style=style,
         )
     console.print(procedures)

@@ -65,11 +65,18 @@ def test_call_verbose_shows_nsqd_topics_and_times(served) -> None:  # noqa: F811
 
 def test_verbose_on_a_timeout_shows_it_was_published_and_unanswered(served) -> None:  # noqa: F811
     _, env, cwd, _ = served
-    result = almanet("call", "clitest.nobody", "-t", "0.3", "-v", env=env, cwd=cwd)
-    assert result.returncode == 3
+    # fail-fast off, so that it is published (with it on, nothing is: "published -")
+    (cwd / "queue.toml").write_text("[rpc]\nfail_fast = false\n")
+    result = almanet("call", "clitest.nobody", "-t", "0.3", "-v", "--config", "queue.toml", env=env, cwd=cwd)
+    assert result.returncode == 5
     err = result.stderr.decode()
     assert re.search(r"\* published    \d+\.\d ms", err) and "* reply        none" in err
-    assert err.strip().endswith("timeout: no service answered clitest.nobody within 0.3s (is one serving it?)")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(
+        "timeout (not served): no reply from clitest.nobody within 0.3s: nothing serves clitest.nobody"
+    )
+    refused = almanet("call", "clitest.nobody", "-t", "0.3", "-v", env=env, cwd=cwd)
+    assert refused.returncode == 5 and "* published    -" in refused.stderr.decode()
 
 
 def test_multicall_verbose_counts_the_replies(served) -> None:  # noqa: F811
@@ -93,8 +100,9 @@ def test_remote_error_and_timeout_as_json_objects(served) -> None:  # noqa: F811
     }
     late = almanet("call", "clitest.nobody", "-t", "0.2", "-o", "json", env=env, cwd=cwd)
     error = json.loads(late.stderr)
-    assert late.returncode == 3
-    assert (error["error"], error["exit_code"], error["uri"]) == ("timeout", 3, "clitest.nobody")
+    assert late.returncode == 5  # nothing serves it: refused at once, with its reason
+    assert (error["error"], error["exit_code"], error["uri"]) == ("timeout", 5, "clitest.nobody")
+    assert error["reason"] == "not_served"
 
 
 def _replay(plan: dict, command: str, env: dict[str, str], nsqd: NsqdProcess, cwd: Path) -> dict:

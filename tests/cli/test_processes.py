@@ -62,12 +62,13 @@ def test_call_remote_error_exits_1(served) -> None:
     assert invalid.returncode == 1 and b"raised ValidationError(" in invalid.stderr
 
 
-def test_call_with_no_responder_exits_3(served) -> None:
-    _, env, cwd, _ = served
-    result = almanet("call", "clitest.nobody", "--timeout", "0.3", env=env, cwd=cwd)
-    assert result.returncode == 3
+def test_call_nothing_serves_fails_at_once_with_exit_5(served) -> None:
+    nsqd, env, cwd, _ = served
+    result = almanet("call", "clitest.nobody", "--timeout", "30", env=env, cwd=cwd)
+    assert result.returncode == 5
     assert (
-        result.stderr.decode().strip() == "timeout: no service answered clitest.nobody within 0.3s (is one serving it?)"
+        result.stderr.decode().strip()
+        == f"timeout (not served): nothing serves clitest.nobody on nsqd {nsqd.tcp_address}"
     )
 
 
@@ -140,14 +141,17 @@ def test_completion_lists_live_uris(served) -> None:
 def test_services_flags_backlog_and_missing_subscribers(fresh_nsqd: NsqdProcess, tmp_path: Path, serve) -> None:
     env = nsq_env(tmp_path, fresh_nsqd)
     serve(env, "tests.assets.services_ok:svc")
-    # a call nobody serves leaves its invocation waiting in nsqd
-    assert almanet("call", "clitest.gone", "--timeout", "0.2", env=env, cwd=tmp_path).returncode == 3
+    # with fail-fast off, a call nobody serves leaves its invocation waiting in nsqd
+    (tmp_path / "queue.toml").write_text("[rpc]\nfail_fast = false\n")
+    queued = almanet("call", "clitest.gone", "--timeout", "0.2", "--config", "queue.toml", env=env, cwd=tmp_path)
+    assert queued.returncode == 5, queued.stderr
     report = json.loads(almanet("services", "--json", env=env, cwd=tmp_path).stdout)
     gone = next(p for p in report["procedures"] if p["uri"] == "clitest.gone")
     assert gone["instances"] == [] and gone["subscribers"] == 0 and gone["depth"] == 1
-    assert gone["problems"] == [f"no subscriber on {fresh_nsqd.http_address}", "1 invocations waiting"]
+    hint = "`almanet purge clitest.gone` drops them"
+    assert gone["problems"] == [f"no subscriber on {fresh_nsqd.http_address}", "1 invocations waiting", hint]
     text = almanet("services", "-o", "table", env=env, cwd=tmp_path).stdout.decode()
-    assert f"clitest.gone: no subscriber on {fresh_nsqd.http_address}; 1 invocations waiting" in text
+    assert f"clitest.gone: no subscriber on {fresh_nsqd.http_address}; 1 invocations waiting; {hint}" in text
 
 
 def test_services_across_two_nsqd_found_through_lookupd(nsqlookupd, nsqd_factory, tmp_path: Path, serve) -> None:

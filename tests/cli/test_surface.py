@@ -16,7 +16,7 @@ from almanet.cli import app
 from tests.support.nsqproc import REPO_ROOT
 
 DEAD_NSQD = "127.0.0.1:1"
-COMMANDS = ("serve", "call", "multicall", "produce", "consume", "services", "describe", "config")
+COMMANDS = ("serve", "call", "multicall", "produce", "consume", "services", "purge", "describe", "config")
 
 
 @pytest.fixture
@@ -73,6 +73,7 @@ def test_bare_almanet_shows_the_help_and_succeeds(runner: CliRunner) -> None:
         ("produce", "almanet produce [OPTIONS] TOPIC [MESSAGE]"),
         ("consume", "almanet consume [OPTIONS] TOPIC..."),
         ("describe", "almanet describe [OPTIONS] URI"),
+        ("purge", "almanet purge [OPTIONS] [URI]"),
         ("completion", "almanet completion [OPTIONS] [SHELL]"),
     ],
 )

@@ -1,8 +1,9 @@
 """Small asyncio helpers for integration tests (no pytest-asyncio here).
 
 ``run(scenario)`` runs a coroutine with a hard deadline, so a hung await fails the test instead of
-stalling until pytest-timeout. ``serving`` and ``joined`` start/stop a service or a session
-around a block even when the block fails, so one failing test leaves nothing subscribed.
+stalling until pytest-timeout. ``serving`` (almanet.testing's, on the service's own addresses) and
+``joined`` start/stop a service or a session around a block even when the block fails, so one
+failing test leaves nothing subscribed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import almanet
+import almanet.testing
 
 T = TypeVar("T")
 
@@ -30,13 +32,10 @@ def run(scenario: Coroutine[Any, Any, T], timeout: float = DEFAULT_DEADLINE) -> 
     return asyncio.run(bounded())
 
 
-@contextlib.asynccontextmanager
-async def serving(service: almanet.Service, **start_options: Any) -> AsyncIterator[almanet.Service]:
-    await service.start(**start_options)
-    try:
-        yield service
-    finally:
-        await service.stop(drain_timeout=2)
+def serving(
+    service: almanet.Service, **session_options: Any
+) -> contextlib.AbstractAsyncContextManager[almanet.Service]:
+    return almanet.testing.serving(service, None, **session_options)
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -309,3 +310,128 @@ def test_mixed_070_and_ours_on_one_uri_both_run_and_the_caller_takes_the_first(
         assert result.payload in {"Hello, Aidar!", "Hi from 0.8, Aidar!"}
 
     asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ fail-fast and deadlines with 0.7.0
+
+
+def test_fail_fast_calls_a_070_service_and_services_counts_its_subscriber(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    """0.7.0 subscribes the plain channel ``RPC``: it serves the URI as much as ``RPC#ephemeral`` does."""
+    from tests.cli.conftest import almanet as cli
+    from tests.cli.conftest import nsq_env
+
+    prepath = f"interop070.{new_name('ff')}"
+
+    async def scenario() -> None:
+        async with service070(python070, tmp_path, nsqd, prepath):
+            async with almanet.new_session(nsqd.tcp_address, nsqd_http=nsqd.http_address) as session:
+                result = await session.call(f"{prepath}.greeting", "Aidar", timeout=10)
+                assert result.payload == "Hello, Aidar!"
+                # 0.7.0 does not announce the deadline extension: its invocations stay plain
+                assert session._caller._served[f"_rpc_.{prepath}.greeting"] is False
+                with pytest.raises(almanet.timeout_error) as caught:
+                    await session.call(f"{prepath}.greetin", "x", timeout=10)
+                assert caught.value.reason == "not_served" and f"did you mean {prepath}.greeting?" in str(caught.value)
+            env = nsq_env(tmp_path, nsqd)
+            done = await asyncio.to_thread(cli, "services", "--json", env=env, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            report = json.loads(done.stdout)
+            greeting = next(p for p in report["procedures"] if p["uri"] == f"{prepath}.greeting")
+            assert greeting["subscribers"] == 1 and greeting["problems"] == []
+
+    asyncio.run(scenario())
+
+
+def test_a_uri_served_by_070_and_ours_side_by_side_gets_plain_invocations(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    """The deadline key goes out only when every subscriber announced it: here 0.7.0 has not."""
+    from almanet import _deadline
+
+    prepath = f"interop070.{new_name('dl')}"
+    service = almanet.new_service(prepath=prepath)
+    budgets: list[float | None] = []
+
+    @service.procedure
+    async def greeting(session: almanet.Almanet, payload: str) -> str:
+        budgets.append(_deadline.budget.get())
+        return f"Hi from 0.8, {payload}!"
+
+    @service.procedure
+    async def ours(session: almanet.Almanet, payload: str) -> str:
+        budgets.append(_deadline.budget.get())
+        return payload
+
+    async def scenario() -> None:
+        async with service070(python070, tmp_path, nsqd, prepath):
+            await service.start((nsqd.tcp_address,))
+            try:
+                async with almanet.new_session(nsqd.tcp_address, nsqd_http=nsqd.http_address) as session:
+                    async with tail(nsqd, f"_rpc_._reply_.{session.id}#ephemeral", count=2) as replies:
+                        result = await session.call(f"{prepath}.greeting", "Aidar", timeout=10)
+                        seen = [await replies.next_json(), await replies.next_json()]
+                    # both instances answered: 0.7.0 accepted the (four-key) invocation
+                    assert sorted(r["payload"] for r in seen) == ["Hello, Aidar!", "Hi from 0.8, Aidar!"]
+                    assert result.payload in {"Hello, Aidar!", "Hi from 0.8, Aidar!"}
+                    assert budgets == [None]  # ours got it plain as well
+                    # a URI only ours serves gets the deadline
+                    assert (await session.call(f"{prepath}.ours", "x", timeout=10)).payload == "x"
+                    assert budgets[1] is not None
+            finally:
+                await service.stop()
+
+    asyncio.run(scenario())
+
+
+CALL_ONCE_070 = """\
+import asyncio, json, sys
+import almanet
+
+async def main():
+    address, uri, payload, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    async with almanet.new_session(address) as session:
+        try:
+            print(json.dumps({"result": await session.call(uri, payload, timeout=timeout)}))
+        except TimeoutError:
+            print(json.dumps({"timeout": True}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_070_callers_stale_invocation_is_dropped_and_a_fresh_one_answered(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    prepath = f"interop070.{new_name('stale')}"
+    uri = f"{prepath}.charge"
+    ran: list[str] = []
+    service = almanet.new_service(prepath=prepath, stale_after=0.5)
+
+    @service.procedure
+    async def charge(session: almanet.Almanet, payload: str) -> str:
+        ran.append(payload)
+        return f"charged {payload}"
+
+    async def call070(payload: str, timeout: str) -> dict[str, Any]:
+        done = await run070(python070, tmp_path, "call070.py", CALL_ONCE_070, nsqd.tcp_address, uri, payload, timeout)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    async def scenario() -> None:
+        # nothing serves it yet: 0.7.0 publishes anyway, gives up after 0.3 s, the invocation waits
+        assert await call070("card-1", "0.3") == {"timeout": True}
+        stats = nsqd.topic_stats(f"_rpc_.{uri}") or {}
+        assert stats.get("depth") == 1
+        published = time.time()
+        await asyncio.to_thread(wait_until, lambda: time.time() > published + 0.6, 5, message="clock")
+        await service.start((nsqd.tcp_address,))
+        try:
+            assert await call070("card-2", "10") == {"result": "charged card-2"}
+            assert service._running is not None and service._running.stale == {uri: 1}
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+    assert ran == ["card-2"]

@@ -150,7 +150,7 @@ def test_raw_discovery_answers_with_routes_and_schemas(nsqd: NsqdProcess) -> Non
         assert info["version"] == 1
         assert sorted(info["routes"]) == [f"{prepath}.boom/RPC", f"{prepath}.greeting/RPC"]
         # almanet's extension keys (a 0.7.0 caller takes the payload as it is)
-        assert {"prepath", "host", "pid", "started_at", "procedures"} <= set(info)
+        assert {"prepath", "host", "pid", "started_at", "procedures", "stale"} <= set(info)
         schema = got[describe["id"]]["payload"]
         assert schema == {
             "client": session_id,
@@ -161,6 +161,7 @@ def test_raw_discovery_answers_with_routes_and_schemas(nsqd: NsqdProcess) -> Non
             "description": 'Return a greeting; "guest" is denied.',
             "payload_json_schema": {"type": "string"},
             "return_json_schema": {"type": "string"},
+            "stale_after": 60.0,  # almanet's extension: invocations older than this are dropped unrun
         }
 
     asyncio.run(scenario())

@@ -227,6 +227,9 @@ verify = false
 
 [auth]
 secret = "s3cret"
+
+[rpc]
+fail_fast = false
 """
 
 
@@ -240,6 +243,7 @@ def test_file_values_and_provenance(env: dict[str, str], cwd: Path) -> None:
     assert settings.connect_timeout == 2.5
     assert settings.tls == TLSSettings(enabled=True, verify=False)
     assert settings.auth_secret == "s3cret"
+    assert settings.fail_fast is False
     expected = dict.fromkeys(KEYS, f"file:{path}")
     for key in ("tls.ca_file", "tls.cert_file", "tls.key_file"):
         expected[key] = "default"
@@ -489,10 +493,7 @@ def test_tls_files_relative_to_the_config_file(env: dict[str, str], cwd: Path, t
     ca = write(conf_dir / "certs" / "ca.pem", "x")
     cert = write(conf_dir / "client.pem", "x")
     key = write(conf_dir / "client-key.pem", "x")
-    text = (
-        '[tls]\nenabled = true\nca_file = "certs/ca.pem"\n'
-        'cert_file = "client.pem"\nkey_file = "client-key.pem"\n'
-    )
+    text = '[tls]\nenabled = true\nca_file = "certs/ca.pem"\ncert_file = "client.pem"\nkey_file = "client-key.pem"\n'
     path = write(conf_dir / "almanet.toml", text)
     settings = load_settings(path, env=env, cwd=cwd)
     assert settings.tls == TLSSettings(enabled=True, ca_file=ca, cert_file=cert, key_file=key, verify=True)

@@ -26,6 +26,7 @@ RANKS: dict[str, int] = {
     "almanet._nsq.errors": 0,
     "almanet._wire": 0,
     "almanet._errors": 0,
+    "almanet._deadline": 0,
     "almanet._config": 0,  # "beside": uses L0 only
     "almanet._config_file": 0,
     # L1 one socket
@@ -42,6 +43,9 @@ RANKS: dict[str, int] = {
     "almanet._caller": 3,
     "almanet._subscription": 3,
     "almanet._session": 3,
+    "almanet._brokerstats": 3,
+    "almanet._liveness": 3,
+    "almanet._forensics": 3,
     "almanet._models": 3,
     "almanet._trace": 3,
     "almanet._runner": 1,
@@ -51,6 +55,13 @@ RANKS: dict[str, int] = {
     "almanet._serving": 4,
     # the public facade, then the CLI on top of everything
     "almanet": 5,
+    # test tooling beside the facade: daemons (no almanet import), then serving on the public API
+    "almanet.testing._util": 1,
+    "almanet.testing._tools": 1,
+    "almanet.testing._processes": 1,
+    "almanet.testing._serving": 5,
+    "almanet.testing.plugin": 5,
+    "almanet.testing": 5,
 }
 CLI_RANK = 6
 

@@ -36,6 +36,7 @@ PUBLIC_NAMES = [
     "rpc_error",
     "run",
     "session_state_error",
+    "timeout_error",
 ]
 
 
@@ -76,6 +77,9 @@ def test_error_tree() -> None:
         assert issubclass(getattr(almanet, name), almanet.almanet_error)
     assert issubclass(almanet.ValidationError, almanet.rpc_error)
     assert issubclass(almanet.InternalError, almanet.rpc_error)
+    # a timeout is still the builtin TimeoutError (0.7.0 callers catch that), with a reason
+    assert issubclass(almanet.timeout_error, almanet.almanet_error)
+    assert issubclass(almanet.timeout_error, TimeoutError)
 
 
 def test_produce_returns_a_future_not_a_coroutine() -> None:
