@@ -12,6 +12,8 @@ SUBSET=(
     tests/unit
     tests/integration/test_rpc.py
     tests/integration/test_procedure_context.py
+    tests/integration/test_deadlines.py
+    tests/integration/test_produce_future.py
     tests/integration/test_produce_consume.py
     tests/integration/test_publish_batching.py
 )
