@@ -11,12 +11,13 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 BENCH_VENV := .venv-py$(PY_VERSION)
 endif
 
-.PHONY: help setup test test-pythons lint demo bench clean
+.PHONY: help setup test test-pythons soak lint demo bench clean
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
 	@echo "make test    run pytest (extra args: PYTEST_ARGS='-k name -x')"
 	@echo "make test-pythons  unit tests and an integration subset on the other Pythons found (3.11-3.14)"
+	@echo "make soak    the fault suite (tests/faults) at full size: 50 callers x 1000 calls, long fuzzing"
 	@echo "make lint    ruff check"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
 	@echo "make bench   run the benchmark (bench/run.py); PYTHON=/path/to/python runs almanet on that one"
@@ -30,6 +31,9 @@ test: setup
 
 test-pythons: setup
 	./scripts/test-pythons.sh
+
+soak: setup
+	ALMANET_SOAK=1 $(VENV_PY) -m pytest -q tests/faults $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .

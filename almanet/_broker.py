@@ -37,6 +37,7 @@ _SETTING_NAMES = {
     "key_file": "tls.key_file",
     "verify": "tls.verify",
     "auth_secret": "auth.secret",
+    "address": "nsq.nsqd (or --nsqd, ALMANET_NSQD)",
 }
 
 

@@ -1,7 +1,7 @@
 """The exceptions almanet raises, all in one tree.
 
 Every error a user can see is one of these; errors of the
-layers below (``OSError``, ``ssl``, orjson, pydantic, gnsq, the NSQ client's own tree) are
+layers below (``OSError``, ``ssl``, orjson, pydantic, the NSQ client's own tree) are
 translated where they cross into almanet, so ``except almanet.almanet_error`` is enough::
 
     almanet_error                     base of everything almanet raises on purpose

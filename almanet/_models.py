@@ -6,6 +6,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
+from ._checks import check_delay
 from ._nsq.consumer import Message
 
 __all__ = ["CallResult", "ConsumedMessage", "decode_body"]
@@ -62,8 +63,12 @@ class ConsumedMessage:
         self._message.finish()
 
     async def rollback(self, delay: float = 0.0) -> None:
-        """Give the message back to nsqd, to be delivered again after ``delay`` seconds."""
-        self._message.requeue(int(delay * 1000))
+        """Give the message back to nsqd, to be delivered again after ``delay`` seconds (0 to 3600).
+
+        Checked here: nsqd answers an out-of-range REQ with a fatal error that drops the
+        connection, and with it the commit or rollback of every other message in flight on it.
+        """
+        self._message.requeue(int(check_delay(delay) * 1000))
 
     async def touch(self) -> None:
         """Ask nsqd for more time before it considers the message lost and redelivers it."""

@@ -14,12 +14,14 @@ import os
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any, TypeVar
 
 from . import _deadline, _wire
+from ._checks import check_count, check_timeout
 from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
 from ._nsq.consumer import Consumer, Message
 from ._session import Almanet
@@ -110,8 +112,8 @@ class Service:
                 _wire.check_uri(prepath)
             except ValueError as exc:
                 raise invalid_argument(f"prepath: {exc}") from None
-        if max_concurrency < 1:
-            raise invalid_argument("max_concurrency must be at least 1")
+        check_count(max_concurrency, "max_concurrency")
+        check_timeout(drain_timeout, "drain_timeout", zero=True)
         self.addresses = addresses
         # nsqlookupd to find (more) nsqd at, for the session start() makes; start()'s own
         # ``lookupd``/``lookupd_interval`` options win over these
@@ -323,7 +325,7 @@ class Service:
                 payload = signature.payload.validate(invocation.payload, "payload")
                 args = (running.session, payload) if signature.takes_session else (payload,)
             result = await procedure.function(*args)
-            result = signature.result.to_json(signature.result.validate(result, "result"))
+            result = signature.result.to_json(signature.result.validate(result, "result", quote=False))
             self._reply(message, invocation, False, result)
         except rpc_error as error:
             self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
@@ -334,11 +336,20 @@ class Service:
                 raise
             # raised by the procedure itself (say, an awaited future was cancelled): a failure
             # of this invocation, answered like any other, never requeued to loop forever
-            logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
+            self._log_failure(procedure, invocation)
             self._internal_error(message, invocation)
         except Exception:
-            logger.exception("procedure %s failed on invocation %s", procedure.uri, invocation.id)
+            self._log_failure(procedure, invocation)
             self._internal_error(message, invocation)
+
+    @staticmethod
+    def _log_failure(procedure: Procedure, invocation: _wire.Invocation) -> None:
+        """One line that says where (file:line of the innermost frame) and what, then the traceback."""
+        error = sys.exc_info()[1]
+        frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+        where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+        what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        logger.exception("procedure %s failed on invocation %s%s: %s", procedure.uri, invocation.id, where, what)
 
     def _internal_error(self, message: Message, invocation: _wire.Invocation) -> None:
         payload = _wire.error_payload(InternalError.__name__, [f"internal error in the service (call {invocation.id})"])
@@ -377,28 +388,39 @@ class Service:
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain: take no new invocations, let those in flight finish (bounded), then leave."""
+        if drain_timeout is not None:
+            check_timeout(drain_timeout, "drain_timeout", zero=True)
+        timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         running = self._running
         if running is None:
             return
-        timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         if running.toucher is not None:
             running.toucher.cancel()
-        await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
-        if running.tasks:
-            logger.info("draining %d invocations in flight", len(running.tasks))
-            _, pending = await asyncio.wait(set(running.tasks), timeout=timeout)
-            for task in pending:
+        try:
+            await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
+            if running.tasks:
+                logger.info("draining %d invocations in flight", len(running.tasks))
+                _, pending = await asyncio.wait(set(running.tasks), timeout=timeout)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    logger.warning("%d invocations did not finish within %ss; requeued", len(pending), timeout)
+                    await asyncio.gather(*pending, return_exceptions=True)
+            # An invocation is finished (FIN) only once nsqd has acknowledged its reply: leaving before
+            # that would close the subscription with the invocation in flight, and nsqd would hand it
+            # to another instance after msg_timeout, running it twice.
+            if running.replies:
+                await asyncio.wait(set(running.replies), timeout=running.session.broker.options.command_timeout)
+        except asyncio.CancelledError:
+            # stopped at once (a second signal): what still runs goes back to nsqd (REQ) before we leave
+            tasks = list(running.tasks)
+            for task in tasks:
                 task.cancel()
-            if pending:
-                logger.warning("%d invocations did not finish within %ss; requeued", len(pending), timeout)
-                await asyncio.gather(*pending, return_exceptions=True)
-        # An invocation is finished (FIN) only once nsqd has acknowledged its reply: leaving before
-        # that would close the subscription with the invocation in flight, and nsqd would hand it
-        # to another instance after msg_timeout, running it twice.
-        if running.replies:
-            await asyncio.wait(set(running.replies), timeout=running.session.broker.options.command_timeout)
-        self._running = None
-        await running.session.leave()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            self._running = None
+            await running.session.leave()
 
     async def run(self, stop: asyncio.Event, addresses: tuple[str, ...] | None = None) -> None:
         """Serve until ``stop`` is set, then drain."""
@@ -408,16 +430,24 @@ class Service:
         finally:
             await self.stop()
 
-    def serve(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
+    def serve(
+        self,
+        addresses: tuple[str, ...] | None = None,
+        *,
+        config: str | os.PathLike[str] | None = None,
+        **session_options: Any,
+    ) -> None:
         """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once (exit 130).
 
-        This is a program's entry point (``if __name__ == "__main__": service.serve()``): when the
+        This is a program's entry point (``if __name__ == "__main__": service.serve()``) and does
+        what ``almanet serve`` does: the nsqd, TLS, AUTH and timeouts come from the environment
+        and almanet.toml (``config`` names the file), which win over the addresses in the code;
+        ``addresses`` and ``session_options`` given here win over both. A bad configuration or a
+        broker that is down is one line on stderr and exit code 2 or 4, as with the CLI. When the
         program has not configured logging, it logs to stderr at INFO, so that one sees it serve.
         """
+        from ._serving import serve_configured
+
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        from ._serving import serve_until_signal
-
-        code = serve_until_signal([self], addresses, **session_options)
-        if code:
-            raise SystemExit(code)
+        serve_configured([self], addresses, config, session_options)

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from ._errors import broker_error, config_error, invalid_argument
 from ._runner import run
 
 if TYPE_CHECKING:
     from ._service import Service
 
-__all__ = ["serve_services", "serve_until_signal"]
+__all__ = ["serve_configured", "serve_services", "serve_until_signal"]
 
 logger = logging.getLogger("almanet._service")  # one logger for a service and its serving loop (README shows it)
 
@@ -62,6 +65,9 @@ async def serve_services(
     interrupted.cancel()
     if not draining.done():
         draining.cancel()
+        # the drains requeue what still runs and leave; waiting for that also retrieves the
+        # gather's CancelledError, which asyncio would otherwise report with a traceback
+        await asyncio.gather(draining, return_exceptions=True)
         logger.warning("stopped at once: invocations in flight go back to nsqd")
         return 130
     logger.info("stopped")
@@ -76,3 +82,42 @@ def serve_until_signal(
 ) -> int:
     """``serve_services`` in a new event loop (uvloop when installed); for ``serve()`` and the CLI."""
     return run(serve_services(services, addresses, on_started, **session_options))
+
+
+def serve_configured(
+    services: list[Service],
+    addresses: tuple[str, ...] | None,
+    config: str | os.PathLike[str] | None,
+    session_options: dict[str, Any],
+) -> None:
+    """``Service.serve()``: the settings (environment, almanet.toml) as ``almanet serve`` reads them.
+
+    The configured nsqd win over the service's own; ``addresses`` and ``session_options`` win
+    over both. A known error is one line on stderr and the CLI's exit code (2 config or bad input,
+    4 broker), never a traceback; a second signal exits 130.
+    """
+    from ._config import load_settings
+    from ._configure import serve_addresses
+    from ._configure import session_options as configured_options
+
+    try:
+        settings = load_settings(config)
+    except config_error as exc:
+        _exit(f"config error: {exc}", 2)
+    options = configured_options(settings)
+    configured = serve_addresses(settings, options)
+    options.update(session_options)
+    try:
+        code = serve_until_signal(services, configured if addresses is None else addresses, **options)
+    except invalid_argument as exc:
+        _exit(f"error: {exc}", 2)
+    except broker_error as exc:
+        _exit(f"broker unavailable: {exc}", 4)
+    if code:
+        raise SystemExit(code)
+
+
+def _exit(line: str, code: int) -> NoReturn:
+    """A program's end on a known error: one line on stderr, the CLI's exit code, no traceback."""
+    sys.stderr.write(line + "\n")
+    raise SystemExit(code)

@@ -10,7 +10,6 @@ ephemeral topic of its own), so nothing it made outlives it inside nsqd.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ import orjson
 from . import _wire
 from ._broker import Broker, translate_nsq_error
 from ._caller import Caller, remote_error
+from ._checks import check_count, check_delay, check_timeout
 from ._errors import invalid_argument, rpc_error, session_state_error
 from ._models import CallResult
 from ._nsq.address import Address
@@ -34,17 +34,8 @@ __all__ = ["Almanet", "Subscription", "remote_error", "translate_nsq_error"]
 DEFAULT_ADDRESS = "localhost:4150"
 DEFAULT_CALL_TIMEOUT = 60.0
 DEFAULT_MULTICALL_TIMEOUT = 3.0
-MAX_DELAY = 3600.0  # nsqd's default --max-req-timeout, the limit of DPUB's delay
 
 State = Literal["unopened", "open", "closed"]
-
-
-def _check_delay(delay: float) -> None:
-    """A DPUB delay nsqd accepts; an out-of-range one is a fatal error that drops the connection."""
-    if not (isinstance(delay, int | float) and math.isfinite(delay) and 0 <= delay <= MAX_DELAY):
-        raise invalid_argument(
-            f"delay must be between 0 and {MAX_DELAY:g} seconds (nsqd's --max-req-timeout), not {delay!r}"
-        )
 
 
 def _check_name(name: str, kind: str = "topic") -> str:
@@ -82,10 +73,9 @@ class Almanet:
                 Address.parse(address)
             except ValueError as exc:
                 raise invalid_argument(str(exc)) from None
-        if default_timeout <= 0:
-            raise invalid_argument("default_timeout must be positive")
-        if not (isinstance(lookupd_interval, int | float) and math.isfinite(lookupd_interval) and lookupd_interval > 0):
-            raise invalid_argument(f"lookupd_interval must be a positive number of seconds, not {lookupd_interval!r}")
+        default_timeout = check_timeout(default_timeout, "default_timeout")
+        lookupd_interval = check_timeout(lookupd_interval, "lookupd_interval")
+        max_message_size = check_count(max_message_size, "max_message_size")
         self.id = _wire.new_id()
         self.default_timeout = default_timeout
         self.max_message_size = max_message_size
@@ -197,6 +187,8 @@ class Almanet:
         ``trace`` (diagnostics, ``almanet call -v``) is filled with the topics and timings.
         """
         self._require_open()
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         caller = self._caller
         if not caller.replies_ready:
             await caller.ensure_replies()
@@ -211,9 +203,9 @@ class Almanet:
         Errors are returned in the list, not raised: one failing responder must not hide the others.
         """
         self._require_open()
+        seconds = DEFAULT_MULTICALL_TIMEOUT if timeout is None else check_timeout(timeout)
         await self._caller.ensure_replies()
         self._require_open()
-        seconds = DEFAULT_MULTICALL_TIMEOUT if timeout is None else timeout
         return await self._caller.multicall(uri, payload, seconds, trace)
 
     async def delay_call(self, uri: str, payload: Any, delay: float) -> str:
@@ -224,7 +216,7 @@ class Almanet:
         self._require_open()
         caller = self._caller
         topic = caller.topic_of(uri)
-        _check_delay(delay)
+        delay = check_delay(delay)
         # never refused (its point may be a service that starts later); the deadline when it can
         deadline = await caller.sends_deadline(uri)
         call_id, body = caller.invocation(payload, caller.delay_timeout_ms(delay) if deadline else None)
@@ -247,8 +239,9 @@ class Almanet:
         self._require_open()
         _check_name(topic)
         body = self._encode(payload, "the message")
+        if delay is not None:
+            delay = check_delay(delay)
         if delay:
-            _check_delay(delay)
             return asyncio.ensure_future(self._broker.publish_deferred(topic, delay, body))
         return self._broker.publish_each(topic, body)
 
@@ -298,6 +291,7 @@ class Almanet:
         self._require_open()
         _check_name(topic)
         _check_name(channel, "channel")
-        if max_attempts is not None and max_attempts < 1:
-            raise invalid_argument("max_attempts must be at least 1")
+        check_count(max_in_flight, "max_in_flight")
+        if max_attempts is not None:
+            check_count(max_attempts, "max_attempts")
         return Subscription(self, self._broker, topic, channel, max_in_flight, max_attempts, self._subscriptions)

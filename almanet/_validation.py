@@ -21,11 +21,20 @@ _PLAIN = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _EMPTY = inspect.Parameter.empty
 
 
-def _describe_errors(error: pydantic.ValidationError, what: str) -> str:
+# pydantic error types whose message is written by the model's author and may quote the value
+_CUSTOM_ERRORS = frozenset({"value_error", "assertion_error"})
+
+
+def _describe_errors(error: pydantic.ValidationError, what: str, quote: bool) -> str:
     parts = []
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"])
-        parts.append(f"{what}.{where}: {item['msg']}" if where else f"{what}: {item['msg']}")
+        message = item["msg"]
+        if not quote:
+            if item["type"] in _CUSTOM_ERRORS:
+                message = "failed a validator"
+            message = f"{message} (got {type(item['input']).__name__})"
+        parts.append(f"{what}.{where}: {message}" if where else f"{what}: {message}")
     return "; ".join(parts)
 
 
@@ -41,18 +50,24 @@ class TypeCheck:
         if self._plain is None and annotation is not Any and annotation is not _EMPTY:
             self._adapter = pydantic.TypeAdapter(annotation)
 
-    def validate(self, value: Any, what: str) -> Any:
+    def validate(self, value: Any, what: str, *, quote: bool = True) -> Any:
+        """``value`` checked (and converted); ``quote=False`` describes a bad one by its type only.
+
+        A caller may see its own payload quoted back, never a procedure's result (it can hold
+        anything: a token, someone else's data).
+        """
         plain = self._plain
         if plain is not None:
             if type(value) is plain or (plain is float and type(value) is int):
                 return value
-            raise ValidationError(f"{what}: expected {_PLAIN[plain]}, got {type(value).__name__} {value!r:.60}")
+            shown = f" {value!r:.60}" if quote else ""
+            raise ValidationError(f"{what}: expected {_PLAIN[plain]}, got {type(value).__name__}{shown}")
         if self._adapter is None:
             return value
         try:
             return self._adapter.validate_python(value)
         except pydantic.ValidationError as exc:
-            raise ValidationError(_describe_errors(exc, what)) from None
+            raise ValidationError(_describe_errors(exc, what, quote)) from None
 
     def to_json(self, value: Any) -> Any:
         """A value as JSON-ready data (models become dicts)."""

@@ -19,7 +19,9 @@ from .errors import (
     NON_FATAL_ERROR_CODES,
     NSQConnectionError,
     NSQErrorResponse,
+    NSQSettingError,
     ProtocolError,
+    template_text,
 )
 from .handshake import handshake, tls_required_error
 from .options import ConnectionOptions
@@ -78,6 +80,9 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._closed_event = asyncio.Event()
         self._last_read = self._loop.time()
+        # when the oldest unanswered command was sent, or the last answer came if later: how
+        # long nsqd has kept us waiting (Producer drops a node that stalls)
+        self._waiting_since = self._last_read
         self._watchdog: asyncio.TimerHandle | None = None
         self._upgrading = False
         self._cls_sent = False
@@ -164,7 +169,7 @@ class Connection(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
-            self._abort(exc)
+            self._abort(self._not_nsq(data) or exc)
             return
         for frame in frames:
             if type(frame) is codec.MessageFrame:
@@ -175,12 +180,26 @@ class Connection(asyncio.Protocol):
                     self._write(codec.nop(), urgent=False)
                 elif self._waiters:
                     waiter = self._waiters.popleft()[0]
+                    self._waiting_since = self._last_read
                     if not waiter.done():
                         waiter.set_result(frame.data)
                 else:
                     logger.warning("unexpected response from %s: %r", self.address, frame.data[:80])
             else:
                 self._on_error_frame(NSQErrorResponse.from_frame(frame.data))
+
+    def _not_nsq(self, data: bytes) -> NSQSettingError | None:
+        """Name the likely mistake when the peer is an HTTP server (nsqd's HTTP port, say), not nsqd's TCP port."""
+        if not data.startswith(b"HTTP/"):
+            return None
+        address = Address.parse(self.address)
+        below = Address(address.host, address.port - 1)
+        guess = f"usually the HTTP port - 1, here {below}; " if address.port > 1 else ""
+        return NSQSettingError(
+            f"{template_text(self.address)} answers HTTP: it is an HTTP port, not nsqd's TCP port"
+            f" ({template_text(guess)}4150 by default): fix {{address}}{{where}}",
+            setting="address",
+        )
 
     def _on_error_frame(self, response: NSQErrorResponse) -> None:
         if response.code in NON_FATAL_ERROR_CODES:
@@ -191,6 +210,7 @@ class Connection(asyncio.Protocol):
             error = tls_required_error(self.address, response)
         if self._waiters:
             waiter = self._waiters.popleft()[0]
+            self._waiting_since = self._last_read
             if not waiter.done():
                 waiter.set_exception(error)
         else:
@@ -277,6 +297,8 @@ class Connection(asyncio.Protocol):
     def _seal(self, topic: str, batch: _Batch) -> None:
         bodies = batch.bodies
         command = codec.pub(topic, bodies[0]) if len(bodies) == 1 else codec.mpub(topic, bodies)
+        if not self._waiters:
+            self._waiting_since = self._loop.time()
         self._waiters.append((batch.future, command))
         self._out.append(command)
 
@@ -291,6 +313,8 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
         quiet = not self._waiters  # nothing else awaits an answer: it may go at once (see _write)
         waiter: asyncio.Future[bytes] = self._loop.create_future()
+        if not self._waiters:
+            self._waiting_since = self._loop.time()
         self._waiters.append((waiter, command))
         self._write(command, urgent=quiet)
         return waiter
@@ -323,6 +347,16 @@ class Connection(asyncio.Protocol):
 
     def touch(self, message_id: bytes) -> None:
         self._send(codec.touch(message_id))
+
+    def unanswered_for(self, now: float) -> float:
+        """Seconds nsqd has left a command unanswered (0 when none waits): a stalled node shows here."""
+        if not self._waiters or self.closed:
+            return 0.0
+        return now - self._waiting_since
+
+    def abort(self, error: Exception) -> None:
+        """Drop the connection now, with ``error`` as its reason (unanswered commands are reported lost)."""
+        self._abort(error)
 
     @property
     def max_rdy_count(self) -> int:

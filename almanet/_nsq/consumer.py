@@ -146,8 +146,10 @@ class Consumer:
         if self._connections.get(connection.address) is connection:
             del self._connections[connection.address]
         if not self._stopping:
+            # no error: nsqd closed the socket itself (it is stopping, or restarting)
+            reason = error or "nsqd closed the connection (stopping or restarting?)"
             logger.warning(
-                "lost %s/%s on nsqd %s: %s; reconnecting", self.topic, self.channel, connection.address, error
+                "lost %s/%s on nsqd %s: %s; reconnecting", self.topic, self.channel, connection.address, reason
             )
             self._start_reconnector(connection.address)
 

@@ -76,6 +76,7 @@ class NSQSettingError(NSQHandshakeError):
         "key_file": "TLSOptions.key_file",
         "verify": "TLSOptions.verify",
         "auth_secret": "ConnectionOptions.auth_secret",
+        "address": "the nsqd address",
     }
 
     def __init__(self, template: str, *, setting: str) -> None:

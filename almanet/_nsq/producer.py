@@ -1,4 +1,9 @@
-"""Publishing to a set of nsqd: one connection per nsqd, opened lazily, with failover.
+"""Publishing to a set of nsqd: one connection per nsqd, round robin, with failover and healing.
+
+A lost nsqd is reconnected in the background (backoff with jitter) and rejoins the round robin
+once it answers. A node that leaves a publish unacknowledged for ``ack_timeout`` while another
+node is live is dropped at once (a frozen or overloaded host): what it held is published
+elsewhere (at-least-once), and it comes back through the same reconnect loop.
 
 Publishing uses nsqd's default output buffering: the OK replies are not latency-critical and
 buffering saves nsqd writes. Subscriptions that want low latency have their own connections.
@@ -11,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from . import codec
+from .backoff import ReconnectPolicy
 from .connection import Connection
 from .errors import NSQConnectionError, NSQError
 from .options import ConnectionOptions
@@ -22,6 +28,8 @@ logger = logging.getLogger(__name__)
 # nsqd's defaults (--max-msg-size, --max-body-size); IDENTIFY does not report them.
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_MAX_BODY_SIZE = 5 * 1024 * 1024
+# nsqd answers a PUB within milliseconds; a node silent this long while another answers is dropped
+DEFAULT_ACK_TIMEOUT = 1.0
 
 
 class _Tick:
@@ -38,11 +46,24 @@ class _Tick:
 
 
 class Producer:
-    def __init__(self, addresses: Sequence[str], options: ConnectionOptions | None = None) -> None:
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        options: ConnectionOptions | None = None,
+        *,
+        ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+        reconnect: ReconnectPolicy | None = None,
+    ) -> None:
         if not addresses:
             raise ValueError("at least one nsqd address is needed")
+        if not ack_timeout > 0:
+            raise ValueError("ack_timeout must be positive")
         self.addresses = tuple(addresses)
         self.options = options or ConnectionOptions()
+        self.ack_timeout = ack_timeout
+        self.reconnect = reconnect or ReconnectPolicy()
+        self._reconnectors: dict[str, asyncio.Task[None]] = {}
+        self._health: asyncio.TimerHandle | None = None
         self._connections: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Task[Connection]] = {}
         self._next = 0
@@ -90,7 +111,73 @@ class Producer:
             self._closing.add(asyncio.ensure_future(connection.close()))
             return
         connection.on_lost_commands = self._resend
+        connection.delegate = self
         self._connections[address] = connection
+        if self._health is None:
+            self._arm_health()
+
+    # -- healing ---------------------------------------------------------------------------------
+
+    def on_message(self, connection: Connection, frame: codec.MessageFrame) -> None:
+        logger.warning("nsqd at %s sent a message to a publishing connection; ignored", connection.address)
+
+    def on_close(self, connection: Connection, error: Exception | None) -> None:
+        """A connection ended: publish to the others meanwhile, and reconnect in the background."""
+        if self._connections.get(connection.address) is connection:
+            del self._connections[connection.address]
+        if self._closed:
+            return
+        reason = error or "nsqd closed the connection (stopping or restarting?)"
+        logger.warning("publishing to nsqd at %s stopped: %s; reconnecting in background", connection.address, reason)
+        self._start_reconnector(connection.address)
+
+    def _start_reconnector(self, address: str) -> None:
+        if not self._closed and address not in self._reconnectors:
+            task = asyncio.ensure_future(self._reconnect_loop(address))
+            self._reconnectors[address] = task
+            task.add_done_callback(lambda _t: self._reconnectors.pop(address, None))
+
+    async def _reconnect_loop(self, address: str) -> None:
+        attempt = 0
+        while not self._closed:
+            attempt += 1
+            await asyncio.sleep(self.reconnect.delay(attempt))
+            live = self._connections.get(address)
+            if live is not None and not live.closed:
+                return  # a publish opened it meanwhile
+            try:
+                await self._open(address)
+            except (NSQError, TimeoutError) as exc:  # anything but cancellation: try again
+                logger.debug("reconnect %d to nsqd at %s failed: %s", attempt, address, exc)
+                continue
+            logger.info("nsqd at %s answers again: publishing there again", address)
+            return
+
+    def _arm_health(self) -> None:
+        self._health = asyncio.get_running_loop().call_later(self.ack_timeout / 2, self._check_health)
+
+    def _check_health(self) -> None:
+        """Drop a node that has left publishes unacknowledged for ``ack_timeout``, if another is live.
+
+        Alone, a slow node is waited for (there is nowhere else to publish); with others, its
+        unanswered publishes go to them now instead of waiting out their callers' timeouts.
+        """
+        self._health = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        live = [c for c in self._connections.values() if not c.closed]
+        stalled = [c for c in live if c.unanswered_for(now) > self.ack_timeout]
+        if stalled and len(stalled) < len(live):
+            for connection in stalled:
+                connection.abort(
+                    NSQConnectionError(
+                        f"nsqd at {connection.address} did not acknowledge within {self.ack_timeout:g}s;"
+                        " its publishes go to the other nsqd"
+                    )
+                )
+        self._arm_health()
 
     def _resend(self, lost: list[tuple[asyncio.Future[bytes], bytes]]) -> None:
         """Publish again, elsewhere, what a lost connection had sent without nsqd's answer.
@@ -124,13 +211,14 @@ class Producer:
             raise errors[0]
         for address, result in zip(self.addresses, results, strict=True):
             if isinstance(result, BaseException):
-                logger.warning("nsqd at %s is unreachable for now: %s", address, result)
+                logger.warning("nsqd at %s is unreachable for now: %s; retrying in the background", address, result)
+                self._start_reconnector(address)
 
     def add_address(self, address: str) -> None:
         """Publish to one more nsqd (found after start): it joins the round robin once connected.
 
-        The connection is opened now, in the background; if that fails it is tried again like any
-        other nsqd of the pool, when the live ones fail. A known address is left as it is.
+        The connection is opened now, in the background; if that fails it is retried in the
+        background like any lost nsqd. A known address is left as it is.
         """
         if self._closed or address in self.addresses:
             return
@@ -141,6 +229,7 @@ class Producer:
     def _added(self, address: str, task: asyncio.Task[Connection]) -> None:
         if not task.cancelled() and task.exception() is not None and not self._closed:
             logger.warning("nsqd at %s is unreachable for now: %s", address, task.exception())
+            self._start_reconnector(address)
 
     async def _with_failover(
         self,
@@ -359,11 +448,20 @@ class Producer:
 
     async def close(self) -> None:
         self._closed = True
+        if self._health is not None:
+            self._health.cancel()
+            self._health = None
+        reconnectors = list(self._reconnectors.values())
+        for reconnector in reconnectors:
+            reconnector.cancel()
+        await asyncio.gather(*reconnectors, return_exceptions=True)
         connecting = list(self._connecting.values())
         for task in connecting:
             task.cancel()
         await asyncio.gather(*connecting, return_exceptions=True)
         connections = list(self._connections.values())
         self._connections.clear()
+        for connection in connections:
+            connection.delegate = None
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
         await asyncio.gather(*self._resending, *self._closing, return_exceptions=True)  # fail fast once closed

@@ -134,37 +134,17 @@ def positive(value: float | None, option: str) -> float | None:
 
 
 def connection_options(settings: Any) -> Any:
-    """The one place settings become connection options: connect timeout, TLS and AUTH."""
-    from almanet._nsq.options import ConnectionOptions, TLSOptions
+    """Connection options (connect timeout, TLS, AUTH) from the settings."""
+    from almanet._configure import connection_options as options
 
-    tls = None
-    if settings.tls.enabled:
-
-        def text(path: Path | None) -> str | None:
-            return str(path) if path is not None else None
-
-        tls = TLSOptions(
-            ca_file=text(settings.tls.ca_file),
-            cert_file=text(settings.tls.cert_file),
-            key_file=text(settings.tls.key_file),
-            verify=settings.tls.verify,
-        )
-    return ConnectionOptions(connect_timeout=settings.connect_timeout, tls=tls, auth_secret=settings.auth_secret)
+    return options(settings)
 
 
 def session_options(settings: Any) -> dict[str, Any]:
-    """Keyword arguments for ``almanet.new_session`` / ``Service.start`` from the settings.
+    """Keyword arguments for ``almanet.new_session`` / ``Service.start`` from the settings."""
+    from almanet._configure import session_options as options
 
-    With ``nsq.lookupd_http`` set, the session finds its nsqd there (at join, then every
-    15 s), in addition to any ``nsq.nsqd`` given.
-    """
-    options: dict[str, Any] = {"options": connection_options(settings), "default_timeout": settings.call_timeout}
-    # /stats is read for fail-fast and timeout reasons: the nsqd HTTP addresses, and the switch
-    options["nsqd_http"] = tuple(settings.nsqd_http)
-    options["fail_fast"] = settings.fail_fast
-    if settings.lookupd_http:
-        options["lookupd"] = tuple(settings.lookupd_http)
-    return options
+    return options(settings)
 
 
 async def open_session(settings: Any) -> Any:

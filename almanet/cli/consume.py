@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
             " Without --channel it reads on a channel of its own, almanet-cli-<hex8>#ephemeral, which nsqd"
             " deletes when the command ends. Each printed message is finished (FIN). -o json: one object per"
             ' message {"topic", "id", "timestamp", "attempts", "body" or "raw"}.'
-            " Exit codes: 0 after -n messages, 130 on Ctrl-C/SIGTERM (clean: nothing left in nsqd),"
+            " Exit codes: 0 after -n messages or when stdout is closed (`| head -1`: the messages not"
+            " printed go back to nsqd at once), 130 on Ctrl-C/SIGTERM (clean: nothing left in nsqd),"
             " 2 bad input, 4 broker unavailable."
         ),
         **hinted(),
@@ -117,11 +118,18 @@ async def _consume(
                     continue
                 topic, message = receiving.result()
                 line = message_line(message, as_json, topic if print_topic or as_json else None, raw)
-                if console is not None:
-                    console.print(line.decode("utf-8", "replace"), markup=False)
-                else:
-                    out.write(line + b"\n")
-                    out.flush()
+                try:
+                    if console is not None:
+                        console.print(line.decode("utf-8", "replace"), markup=False)
+                    else:
+                        out.write(line + b"\n")
+                        out.flush()
+                except BrokenPipeError:
+                    # the reader is gone (`| head -1`): a normal end. This message and those
+                    # received after it go back to nsqd now, not after its msg-timeout.
+                    await message.rollback()
+                    _detach_stdout()
+                    break
                 await message.commit()
                 printed += 1
         finally:
@@ -135,6 +143,17 @@ async def _consume(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
     return printed, stop.is_set()
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null: Python's final flush would report the broken pipe otherwise."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def consume(

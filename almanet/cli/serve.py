@@ -120,22 +120,21 @@ def serve(
     if not any(s.procedures for s in services):
         fail("the services have no procedures to serve", Exit.BAD_INPUT)
     settings = load(config, nsqd)
+    from almanet._configure import serve_addresses
+
     from ._common import exit_on_errors, session_options
 
-    # The configuration (file, env, --nsqd) wins over the nsqd and nsqlookupd addresses written in
-    # the service's code, unless nothing was configured: then the service's own addresses are used.
     options = session_options(settings)
-    configured = any(settings.sources.get(key, "default") != "default" for key in ("nsq.nsqd", "nsq.lookupd_http"))
-    addresses: tuple[str, ...] | None = None
-    lookupd = services[0].lookupd
-    if configured:
-        addresses = tuple(settings.nsqd)
-        lookupd = options["lookupd"] = tuple(settings.lookupd_http)
+    addresses = serve_addresses(settings, options)
+    lookupd = options.get("lookupd", services[0].lookupd)
     shown = addresses if addresses is not None else services[0].addresses
-    _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd, output is Output.json)
     from almanet._serving import serve_until_signal
 
+    def started() -> None:  # only once joined and subscribed: "serving" is then true
+        _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd, output is Output.json)
+        logging.getLogger("almanet").info("ready")
+
     with exit_on_errors():
-        code = serve_until_signal(services, addresses, lambda: logging.getLogger("almanet").info("ready"), **options)
+        code = serve_until_signal(services, addresses, started, **options)
     if code:
         raise typer.Exit(code)

@@ -152,6 +152,11 @@ def build_report(instances: list[Any], stats: dict[str, dict[str, Any]], errors:
                 pass
         per_nsqd = [{"nsqd": address, **_topic_stats(node, topic, names)} for address, node in stats.items()]
         entry["nsqd"] = per_nsqd
+        if not stats:  # no /stats could be read: unknown, not zero
+            entry.update(subscribers=None, depth=None, in_flight=None, problems=["nsqd stats unknown"])
+            if entry["stale"]:
+                entry["problems"].append(f"{entry['stale']} stale invocations dropped unrun")
+            continue
         entry["subscribers"] = sum(n["subscribers"] for n in per_nsqd)
         entry["depth"] = sum(n["depth"] for n in per_nsqd)
         entry["in_flight"] = sum(n["in_flight"] for n in per_nsqd)
@@ -206,23 +211,21 @@ def render(report: dict[str, Any]) -> None:
             str(len(row["procedures"])),
         )
     console.print(table)
-    procedures = Table(title="procedures on nsqd " + ", ".join(report["nsqd"]), title_justify="left")
+    where = ", ".join(report["nsqd"]) or "(stats unknown)"
+    procedures = Table(title=f"procedures on nsqd {where}", title_justify="left")
     for column in ("procedure", "channel", "instances", "subscribers", "depth", "in-flight", "stale"):
         procedures.add_column(column, justify="right" if column not in ("procedure", "channel") else "left")
     for entry in report["procedures"]:
         style = None
         if any(n["subscribers"] == 0 for n in entry["nsqd"]):
             style = "red"
-        elif entry["depth"] > 0:
+        elif entry["depth"]:
             style = "yellow"
         procedures.add_row(
             entry["uri"],
             entry["channel"],
             str(len(entry["instances"])),
-            str(entry["subscribers"]),
-            str(entry["depth"]),
-            str(entry["in_flight"]),
-            str(entry["stale"]),
+            *("unknown" if entry[k] is None else str(entry[k]) for k in ("subscribers", "depth", "in_flight", "stale")),
             style=style,
         )
     console.print(procedures)

@@ -135,6 +135,15 @@ class _Daemon:
         """Abrupt stop (SIGKILL) as a crash would do; data not yet synced is lost."""
         self._signal_and_wait(signal.SIGKILL, 5)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process stays, its sockets accept and then nothing answers (a hung host)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after ``freeze``: it answers again, with everything it had."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGCONT)
+
     def close(self) -> None:
         """Stop and delete the temporary directory this helper created (logs, default data)."""
         self.stop()
@@ -143,6 +152,7 @@ class _Daemon:
     def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> None:
         if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)  # a frozen daemon would not act on SIGTERM
                 os.kill(self.pid, sig)
             try:
                 self._popen.wait(timeout=timeout)

@@ -26,6 +26,7 @@ RANKS: dict[str, int] = {
     "almanet._nsq.errors": 0,
     "almanet._wire": 0,
     "almanet._errors": 0,
+    "almanet._checks": 0,
     "almanet._deadline": 0,
     "almanet._config": 0,  # "beside": uses L0 only
     "almanet._config_file": 0,
@@ -47,6 +48,7 @@ RANKS: dict[str, int] = {
     "almanet._liveness": 3,
     "almanet._forensics": 3,
     "almanet._models": 3,
+    "almanet._configure": 3,
     "almanet._trace": 3,
     "almanet._runner": 1,
     # L4 service
@@ -74,6 +76,7 @@ PURE = {
     "almanet._nsq.errors",
     "almanet._wire",
     "almanet._errors",
+    "almanet._checks",
     "almanet._config",
     "almanet._config_file",
     "almanet._validation",

@@ -1,0 +1,45 @@
+"""The one rule for the numbers a user passes: timeouts, delays and counts, checked before use.
+
+Pure, so every entry point (session, subscription, consumed message, service) calls the same
+check and says the same thing. A NaN compares false with everything and would wait forever, a
+string would fail deep inside asyncio, and a bool is an int to Python but never meant as one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._errors import invalid_argument
+
+__all__ = ["MAX_DELAY", "check_count", "check_delay", "check_timeout"]
+
+# nsqd's default --max-req-timeout: the longest DPUB delay and REQ delay it accepts.
+MAX_DELAY = 3600.0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_timeout(value: object, name: str = "timeout", *, zero: bool = False) -> float:
+    """A positive (or, with ``zero``, non-negative) finite number of seconds, as a float."""
+    if _is_number(value) and (0 < value < math.inf or (zero and value == 0)):  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
+    kind = "non-negative" if zero else "positive"
+    raise invalid_argument(f"{name} must be a {kind}, finite number of seconds, not {value!r}")
+
+
+def check_delay(value: object, name: str = "delay") -> float:
+    """0 to ``MAX_DELAY`` seconds, as a float: outside that range nsqd drops the connection."""
+    if _is_number(value) and 0 <= value <= MAX_DELAY:  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
+    raise invalid_argument(
+        f"{name} must be between 0 and {MAX_DELAY:g} seconds (nsqd's --max-req-timeout), not {value!r}"
+    )
+
+
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """A whole number, at least ``minimum``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    raise invalid_argument(f"{name} must be a whole number of at least {minimum}, not {value!r}")
