@@ -3,16 +3,24 @@
 
 VENV_PY := .venv/bin/python
 PYTEST_ARGS ?=
+# `make bench PYTHON=/path/to/python3.13`: the almanet side runs on that interpreter, from a venv
+# of its own (.venv-py3.13, made by scripts/setup.sh), and its table goes to its own block.
+PYTHON ?=
+ifneq ($(PYTHON),)
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+BENCH_VENV := .venv-py$(PY_VERSION)
+endif
 
-.PHONY: help setup test soak lint demo bench clean ui-screenshot
+.PHONY: help setup test test-pythons soak lint demo bench clean ui-screenshot
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
 	@echo "make test    run pytest (extra args: PYTEST_ARGS='-k name -x')"
+	@echo "make test-pythons  unit tests and an integration subset on the other Pythons found (3.11-3.14)"
 	@echo "make soak    the fault suite (tests/faults) at full size: 50 callers x 1000 calls, long fuzzing"
 	@echo "make lint    ruff check"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
-	@echo "make bench   run the benchmark (bench/run.py)"
+	@echo "make bench   run the benchmark (bench/run.py); PYTHON=/path/to/python runs almanet on that one"
 	@echo "make ui-screenshot  run the browser tests of almanet ui, writing docs/almanet-ui.png"
 	@echo "make clean   remove .venv, .tools and caches (next setup rebuilds them)"
 
@@ -21,6 +29,9 @@ setup:
 
 test: setup
 	$(VENV_PY) -m pytest -q $(PYTEST_ARGS)
+
+test-pythons: setup
+	./scripts/test-pythons.sh
 
 soak: setup
 	ALMANET_SOAK=1 $(VENV_PY) -m pytest -q tests/faults $(PYTEST_ARGS)
@@ -31,13 +42,20 @@ lint: setup
 demo: setup
 	$(VENV_PY) scripts/demo.py
 
+ifeq ($(PYTHON),)
 bench: setup
 	$(VENV_PY) bench/run.py
+else
+bench:
+	@test -n "$(PY_VERSION)" || { echo "bench: $(PYTHON) does not run"; exit 2; }
+	@PYTHON=$(PYTHON) ALMANET_VENV=$(CURDIR)/$(BENCH_VENV) SKIP_INTEROP=1 ./scripts/setup.sh
+	$(BENCH_VENV)/bin/python bench/run.py --table py$(PY_VERSION)
+endif
 
 ui-screenshot: setup
 	ALMANET_UI_SCREENSHOT=$(CURDIR)/docs/almanet-ui.png $(VENV_PY) -m pytest -q tests/ui/test_browser.py
 
 clean:
-	rm -rf .venv .tools .pytest_cache .ruff_cache build dist
+	rm -rf .venv .venv-py* .tools .pytest_cache .ruff_cache build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

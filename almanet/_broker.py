@@ -59,6 +59,10 @@ def translate_nsq_error(exc: NSQError, doing: str) -> broker_error:
     return broker_error(f"{doing}: nsqd answered {exc}")
 
 
+def _produce_failed(exc: Exception, topic: str) -> Exception:
+    return translate_nsq_error(exc, f"cannot produce to {topic!r}") if isinstance(exc, NSQError) else exc
+
+
 def _low_latency(options: ConnectionOptions) -> ConnectionOptions:
     """nsqd writes each message at once instead of buffering up to 250 ms: RPC wants latency."""
     return dataclasses.replace(options, output_buffer_size=-1)
@@ -227,6 +231,10 @@ class Broker:
         The failure is not translated here: the caller knows what it was doing (``translate_nsq_error``).
         """
         return self._producer.publish_nowait(topic, body, prefer=prefer)  # type: ignore[union-attr]
+
+    def publish_each(self, topic: str, body: bytes) -> asyncio.Future[None]:
+        """This message's own future, failing with a ``broker_error``; no task per message."""
+        return self._producer.publish_each(topic, body, _produce_failed)  # type: ignore[union-attr]
 
     # ``doing`` (what failed, for the message) defaults to "cannot produce to <topic>": made only
     # on failure, since an f-string per message is measurable at 100k messages a second.

@@ -217,15 +217,18 @@ class Caller:
                 raise
 
     def _on_reply(self, message: Message) -> None:
-        message.finish()
+        # FIN last: the caller's task is woken before the FIN is queued, so it resumes (and sends
+        # its next call) before that write, not after it
         try:
             reply = _wire.decode_reply(message.body)
         except _wire.WireError as exc:
+            message.finish()
             logger.warning("ignored a malformed reply on %s: %s", self.reply_topic, exc)
             self._autopsies.unreadable(str(exc))
             return
         pending = self._pending.get(reply.call_id)
         if pending is None:
+            message.finish()
             if self._autopsies:
                 self._autopsies.replied(reply.call_id)
             logger.debug("reply to %s came after its call ended", reply.call_id)
@@ -239,6 +242,7 @@ class Caller:
             if not pending.future.done():
                 pending.future.set_result(reply)
             self._deadlines.trim(pending.timeout)
+        message.finish()
 
     def _expire(self, call_id: str, deadline: float) -> None:
         pending = self._pending.pop(call_id, None)

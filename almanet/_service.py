@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any, TypeVar
@@ -33,6 +33,19 @@ logger = logging.getLogger(__name__)
 
 DISCOVERY_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task whose first step runs now, in the read callback, as a task: it has its own context
+        copy, is ``current_task()``, and ``asyncio.timeout()`` works in it. A procedure that does not
+        wait replies without a single loop iteration in between."""
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return loop.create_task(coro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,9 +303,10 @@ class Service:
             return
         # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
         # current_task() and context variables as in any other task.
-        task = running.loop.create_task(self._invoke(running, procedure, invocation, message, expires))
-        running.tasks[task] = message
-        task.add_done_callback(lambda t: running.tasks.pop(t, None))
+        task = _start_task(running.loop, self._invoke(running, procedure, invocation, message, expires))
+        if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
+            running.tasks[task] = message
+            task.add_done_callback(lambda t: running.tasks.pop(t, None))
 
     async def _invoke(
         self,

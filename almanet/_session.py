@@ -229,17 +229,21 @@ class Almanet:
 
     # -- produce / consume -----------------------------------------------------------------------
 
-    async def produce(self, topic: str, payload: Any, *, delay: float | None = None) -> None:
-        """Publish one JSON message; returns once nsqd has it."""
+    def produce(self, topic: str, payload: Any, *, delay: float | None = None) -> asyncio.Future[None]:
+        """Publish one JSON message; ``await`` the returned future for nsqd's OK.
+
+        Not a coroutine: the message is checked now (bad input raises here, nothing is sent) and
+        queued for this loop tick's PUB/MPUB, and the future is its own (cancelling it cancels no
+        other). So ``asyncio.gather`` over many ``produce()`` calls makes no task per message.
+        """
         self._require_open()
         _check_name(topic)
         body = self._encode(payload, "the message")
         if delay is not None:
             delay = check_delay(delay)
         if delay:
-            await self._broker.publish_deferred(topic, delay, body)
-        else:
-            await self._broker.publish(topic, body)
+            return asyncio.ensure_future(self._broker.publish_deferred(topic, delay, body))
+        return self._broker.publish_each(topic, body)
 
     async def produce_many(
         self,

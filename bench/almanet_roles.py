@@ -32,6 +32,62 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
 
+class Trace:
+    """Per-call wall-clock stamps (ns) for bench/hops.py, taken by hooks on the connection.
+
+    ``msg_in``: bytes starting with a message frame handed to ``data_received``; ``pub_out``: a
+    flush that wrote a PUB/MPUB (after its ``write``). The roles add their own (call start, await
+    resumed, procedure start and return). Wall clock, as the Go floor's stamps.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.on = False
+        self.split = 0  # messages whose bytes came in more than one data_received
+        from almanet._nsq.connection import Connection
+
+        data_received, flush, write = Connection.data_received, Connection._flush, Connection._write
+        trace = self
+
+        def traced_data_received(self: Connection, data: bytes) -> None:
+            # a frame may come in pieces (nsqd writes size, type and body apart): its bytes
+            # "arrived" with the first piece; counted as a split when it took more than one
+            if not trace.on:
+                return data_received(self, data)
+            now = time.time_ns()
+            if not self._decoder.pending:
+                self._trace_first = now  # type: ignore[attr-defined]
+                self._trace_pieces = 0  # type: ignore[attr-defined]
+            self._trace_pieces += 1  # type: ignore[attr-defined]
+            first, pieces = self._trace_first, self._trace_pieces  # type: ignore[attr-defined]
+            data_received(self, data)
+            if not self._decoder.pending and data_has_message(self, data):
+                trace.events.append(("msg_in", first))
+                if pieces > 1:
+                    trace.split += 1
+
+        def data_has_message(self: Connection, data: bytes) -> bool:
+            return self._trace_pieces > 1 or data[4:8] == b"\x00\x00\x00\x02"  # type: ignore[attr-defined]
+
+        def traced_flush(self: Connection) -> None:
+            pub = bool(self._batches) or any(c.startswith((b"PUB ", b"MPUB ")) for c in self._out)
+            flush(self)
+            if pub and trace.on:
+                trace.add("pub_out")
+
+        def traced_write(self: Connection, data: bytes, **kwargs: bool) -> None:
+            write(self, data, **kwargs)
+            if trace.on and data.startswith(b"PUB ") and not (self._out and self._out[-1] is data):
+                trace.add("pub_out")  # written at once, not by a flush
+
+        Connection._write = traced_write  # type: ignore[method-assign]
+        Connection.data_received = traced_data_received  # type: ignore[method-assign]
+        Connection._flush = traced_flush  # type: ignore[method-assign]
+
+    def add(self, what: str) -> None:
+        self.events.append((what, time.time_ns()))
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[index]
@@ -48,6 +104,18 @@ async def serve(args: argparse.Namespace) -> None:
         calls += 1
         return f"Hello, {payload}!"
 
+    if args.trace:
+        trace = Trace()
+        trace.on = True
+        plain = greeting
+
+        async def greeting(session: almanet.Almanet, payload: str) -> str:  # type: ignore[no-redef]
+            trace.add("proc_start")
+            try:
+                return await plain(session, payload)
+            finally:
+                trace.add("proc_end")
+
     greeting.__name__ = name
     service.procedure(greeting)
     stop = asyncio.Event()
@@ -58,10 +126,12 @@ async def serve(args: argparse.Namespace) -> None:
     print("READY", flush=True)
     await stop.wait()
     await service.stop()
-    emit({"role": "serve", "impl": "almanet", "calls": calls})
+    traced = {"trace": trace.events, "split": trace.split} if args.trace else {}
+    emit({"role": "serve", "impl": "almanet", "calls": calls, **traced})
 
 
 async def call(args: argparse.Namespace) -> None:
+    trace = Trace() if args.trace else None
     async with almanet.new_session(args.nsqd, nsqd_http=args.nsqd_http) as session:
         for _ in range(args.warmup):
             await session.call(args.uri, "Aidar", timeout=10)
@@ -71,7 +141,17 @@ async def call(args: argparse.Namespace) -> None:
         latencies: list[float] = []
         cpu_start = time.process_time()
         start = time.perf_counter()
-        if args.concurrency == 1:
+        if trace is not None:
+            trace.on = True
+            for _ in range(args.n):
+                trace.add("call_start")
+                t0 = time.perf_counter()
+                result = await session.call(args.uri, "Aidar", timeout=10)
+                latencies.append(time.perf_counter() - t0)
+                trace.add("resumed")
+                if result.payload != "Hello, Aidar!":
+                    errors += 1
+        elif args.concurrency == 1:
             for _ in range(args.n):
                 t0 = time.perf_counter()
                 result = await session.call(args.uri, "Aidar", timeout=10)
@@ -113,6 +193,7 @@ async def call(args: argparse.Namespace) -> None:
                 "cpu_s": cpu,
                 "rss_after_warmup_kib": rss_after_warmup,
                 "rss_after_kib": rss_kib(),
+                **({"trace": trace.events, "split": trace.split} if trace is not None else {}),
             }
         )
 
@@ -161,6 +242,11 @@ async def produce(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         if args.batch:
             await session.produce_many(args.topic, messages)
+        elif args.window:
+            # the way many users write it: gather a window of produce() calls, then the next
+            for start_at in range(0, args.n, args.window):
+                window = messages[start_at : start_at + args.window]
+                await asyncio.gather(*(session.produce(args.topic, message) for message in window))
         else:
             # one PUB each, 200 publishers each awaiting its OK (as the Go floor keeps 200 in flight)
             queue = iter(messages)
@@ -192,6 +278,8 @@ def main() -> None:
         role.add_argument("--nsqd", "-nsqd", required=True)
         role.add_argument("--nsqd-http", default=(), help="nsqd's HTTP address: turns fail-fast and deadlines on")
     roles.choices["serve"].add_argument("--uri", default="bench.greeting")
+    roles.choices["serve"].add_argument("--trace", action="store_true", help="stamp each invocation (bench/hops.py)")
+    roles.choices["call"].add_argument("--trace", action="store_true", help="stamp each call (bench/hops.py)")
     roles.choices["call"].add_argument("--uri", default="bench.greeting")
     roles.choices["call"].add_argument("--n", "-n", type=int, default=2000)
     roles.choices["call"].add_argument("--warmup", type=int, default=200)
@@ -204,6 +292,7 @@ def main() -> None:
     roles.choices["produce"].add_argument("--topic", required=True)
     roles.choices["produce"].add_argument("--n", "-n", type=int, default=100_000)
     roles.choices["produce"].add_argument("--batch", type=int, default=0)
+    roles.choices["produce"].add_argument("--window", type=int, default=0, help="gather this many produce() at once")
     args = parser.parse_args()
     # almanet.run is asyncio.run on uvloop when it is installed (the `fast` extra)
     almanet.run({"serve": serve, "call": call, "consume": consume, "produce": produce}[args.role](args))

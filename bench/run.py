@@ -32,7 +32,21 @@ sys.path.insert(0, str(ROOT))
 from tests.support.nsqproc import NsqdProcess, start_nsqd, tool_path  # noqa: E402
 
 PYTHON = sys.executable
-ROLES = [PYTHON, str(ROOT / "bench" / "almanet_roles.py")]
+ROLES_PY = str(ROOT / "bench" / "almanet_roles.py")
+ROLES = [PYTHON, ROLES_PY]
+# --variant NAME:KEY=VALUE,...: almanet run again under other settings (PYTHON=... another
+# interpreter's venv python, any other key an environment variable), interleaved with the rest
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+def roles(impl: str) -> list[str]:
+    python, _ = VARIANTS.get(impl, (PYTHON, {}))
+    return [python, ROLES_PY]
+
+
+def env_of(impl: str) -> dict[str, str] | None:
+    extra = VARIANTS.get(impl, ("", {}))[1]
+    return {**os.environ, **extra} if extra else None
 FLOOR = ROOT / ".tools" / "bin" / "almanet-bench-floor"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -66,9 +80,10 @@ def rss_kib(pid: int) -> int:
 class Proc:
     """A role process: stdout lines are READY / WARM markers and one final JSON line."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.argv = argv
-        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                      env=env)
 
     def wait_line(self, marker: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -107,15 +122,15 @@ class Proc:
 
 
 def serve_argv(impl: str, nsqd: str, uri: str, http: str = "") -> list[str]:
-    if impl == "almanet":
-        return [*ROLES, "serve", "--nsqd", nsqd, "--uri", uri, *(("--nsqd-http", http) if http else ())]
+    if impl != "floor":
+        return [*roles(impl), "serve", "--nsqd", nsqd, "--uri", uri, *(("--nsqd-http", http) if http else ())]
     return [str(FLOOR), "serve", "-nsqd", nsqd, "-topic", f"_rpc_.{uri}", "-channel", "RPC#ephemeral"]
 
 
 def call_argv(impl: str, nsqd: str, uri: str, n: int, concurrency: int, http: str = "") -> list[str]:
-    if impl == "almanet":
+    if impl != "floor":
         http_args = ("--nsqd-http", http) if http else ()
-        return [*ROLES, "call", "--nsqd", nsqd, "--uri", uri, "-n", str(n), "--concurrency", str(concurrency),
+        return [*roles(impl), "call", "--nsqd", nsqd, "--uri", uri, "-n", str(n), "--concurrency", str(concurrency),
                 *http_args]
     return [str(FLOOR), "call", "-nsqd", nsqd, "-uri-topic", f"_rpc_.{uri}", "-n", str(n),
             "-concurrency", str(concurrency)]
@@ -123,13 +138,13 @@ def call_argv(impl: str, nsqd: str, uri: str, n: int, concurrency: int, http: st
 
 def rpc(impl: str, nsqd: NsqdProcess, n: int, concurrency: int) -> dict[str, Any]:
     uri = f"bench.g{uuid.uuid4().hex[:8]}.greeting"
-    server = Proc(serve_argv(impl, nsqd.tcp_address, uri, nsqd.http_address))
+    server = Proc(serve_argv(impl, nsqd.tcp_address, uri, nsqd.http_address), env_of(impl))
     try:
         server.wait_line("READY")
         cpu0 = {"nsqd": cpu_seconds(nsqd.pid), "service": cpu_seconds(server.popen.pid)}
-        client = Proc(call_argv(impl, nsqd.tcp_address, uri, n, concurrency, nsqd.http_address))
+        client = Proc(call_argv(impl, nsqd.tcp_address, uri, n, concurrency, nsqd.http_address), env_of(impl))
         memory: dict[str, int] = {}
-        if impl == "almanet":
+        if impl != "floor":
             client.wait_line("WARM", timeout=120)
             memory["service_rss_after_warmup_kib"] = rss_kib(server.popen.pid)
         result = client.result()
@@ -139,7 +154,7 @@ def rpc(impl: str, nsqd: NsqdProcess, n: int, concurrency: int) -> dict[str, Any
         result["nsqd_cpu_us_per_call"] = (cpu_seconds(nsqd.pid) - cpu0["nsqd"]) * 1e6 / calls
         result["service_cpu_us_per_call"] = (cpu_seconds(server.popen.pid) - cpu0["service"]) * 1e6 / calls
         result["caller_cpu_us_per_call"] = result.get("cpu_s", 0.0) * 1e6 / n
-        if impl == "almanet":
+        if impl != "floor":
             memory["service_rss_after_kib"] = rss_kib(server.popen.pid)
         result.update(memory)
         return result
@@ -147,17 +162,24 @@ def rpc(impl: str, nsqd: NsqdProcess, n: int, concurrency: int) -> dict[str, Any
         server.stop()
 
 
-def stream(impl: str, nsqd: NsqdProcess, n: int) -> dict[str, Any]:
+def stream(impl: str, nsqd: NsqdProcess, n: int, window: int = 0) -> dict[str, Any]:
+    """Produce → consume. ``window``: the producer gathers that many ``produce()`` calls at a time
+    (the floor keeps as many PublishAsync in flight); else 200 publishers each await their own."""
     topic = f"bench_s_{uuid.uuid4().hex[:8]}"
-    if impl == "almanet":
-        consumer = Proc([*ROLES, "consume", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)])
-        producer_argv = [*ROLES, "produce", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)]
+    if impl != "floor":
+        consumer = Proc([*roles(impl), "consume", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)],
+                        env_of(impl))
+        producer_argv = [*roles(impl), "produce", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)]
+        if window:
+            producer_argv += ["--window", str(window)]
     else:
         consumer = Proc([str(FLOOR), "consume", "-nsqd", nsqd.tcp_address, "-topic", topic, "-n", str(n)])
         producer_argv = [str(FLOOR), "produce", "-nsqd", nsqd.tcp_address, "-topic", topic, "-n", str(n)]
+        if window:
+            producer_argv += ["-in-flight", str(window)]
     try:
         consumer.wait_line("READY")
-        produced = Proc(producer_argv).result()
+        produced = Proc(producer_argv, env_of(impl)).result()
         consumed = consumer.result()
     finally:
         consumer.stop()
@@ -172,11 +194,11 @@ def stream(impl: str, nsqd: NsqdProcess, n: int) -> dict[str, Any]:
 
 def mpub(impl: str, nsqd: NsqdProcess, n: int) -> dict[str, Any]:
     topic = f"bench_m_{uuid.uuid4().hex[:8]}"
-    if impl == "almanet":
-        argv = [*ROLES, "produce", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n), "--batch", "1"]
+    if impl != "floor":
+        argv = [*roles(impl), "produce", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n), "--batch", "1"]
     else:
         argv = [str(FLOOR), "produce", "-nsqd", nsqd.tcp_address, "-topic", topic, "-n", str(n), "-batch", "10000"]
-    result = Proc(argv).result()
+    result = Proc(argv, env_of(impl)).result()
     # empty the topic again so that the next repetition starts from the same nsqd state
     urllib.request.urlopen(
         urllib.request.Request(f"http://{nsqd.http_address}/topic/delete?topic={topic}", method="POST"), timeout=30
@@ -254,15 +276,17 @@ def run_workloads(args: argparse.Namespace) -> dict[str, Any]:
         "a_sequential": lambda impl: rpc(impl, nsqd, args.seq_calls, 1),
         "b_concurrent": lambda impl: rpc(impl, nsqd, args.conc_calls, 200),
         "c_stream": lambda impl: stream(impl, nsqd, args.stream_messages),
+        "f_gather": lambda impl: stream(impl, nsqd, args.stream_messages, window=1000),
         "d_mpub": lambda impl: mpub(impl, nsqd, args.mpub_messages),
     }
     try:
         for name, workload in workloads.items():
             if args.only and name[0] not in args.only:
                 continue
-            raw[name] = {"almanet": [], "floor": []}
+            impls = ["almanet", *VARIANTS, "floor"]
+            raw[name] = {impl: [] for impl in impls}
             for rep in range(args.repetitions):
-                order = ("almanet", "floor") if rep % 2 == 0 else ("floor", "almanet")
+                order = impls if rep % 2 == 0 else impls[::-1]
                 for impl in order:
                     log(f"{name} rep {rep + 1}/{args.repetitions}: {impl}")
                     raw[name][impl].append(workload(impl))
@@ -299,6 +323,12 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
     for who in ("nsqd", "service", "caller"):
         add("b_concurrent", f"{who} CPU per call", f"{who}_cpu_us_per_call", "", "lower", None, "µs")
     add("c_stream", "produce → consume", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0, "msgs/s")
+    add("c_stream", "produce alone", "produce_msgs_per_s", "", "higher", None, "msgs/s")
+    add("f_gather", "produce → consume, gather(1,000 produce())", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0,
+        "msgs/s")
+    add("f_gather", "produce alone, gather(1,000 produce())", "produce_msgs_per_s", "", "higher", None, "msgs/s")
+    for workload in ("c_stream", "f_gather"):
+        add(workload, "messages missing", "missing", "0", "lower", None, "")
     add("d_mpub", "MPUB 1,000,000", "msgs_per_s", "≥ 100,000 msgs/s", "higher", None, "msgs/s")
     if "d_mpub" in raw and rows:
         rows[-1]["met"] = rows[-1]["almanet"]["median"] >= 100_000
@@ -321,6 +351,26 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
                          "floor": {"median": base["median_ms"], "min": base["min_ms"], "max": base["max_ms"]},
                          "ratio": ratio, "target": f"≤ {limit}×", "met": ratio <= limit})
     return rows
+
+
+def variants_table(raw: dict[str, Any]) -> str:
+    """Each --variant against almanet as it is, workload by workload (medians, min-max)."""
+    metrics = {"a_sequential": ("p50_us", "p99_us"), "b_concurrent": ("calls_per_s", "service_cpu_us_per_call",
+               "caller_cpu_us_per_call"), "c_stream": ("e2e_msgs_per_s", "produce_msgs_per_s"),
+               "f_gather": ("e2e_msgs_per_s", "produce_msgs_per_s"), "d_mpub": ("msgs_per_s",)}
+    impls = ["almanet", *VARIANTS, "floor"]
+    lines = ["", "| workload | metric | " + " | ".join(impls) + " |", "|---|---|" + "---|" * len(impls)]
+    for workload, keys in metrics.items():
+        if workload not in raw:
+            continue
+        for key in keys:
+            cells = []
+            for impl in impls:
+                values = [r[key] for r in raw[workload].get(impl, []) if key in r]
+                s = summarize(values) if values else None
+                cells.append(f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})" if s else "—")
+            lines.append(f"| {workload} | {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def fmt(value: float) -> str:
@@ -347,13 +397,17 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Benchmark results\n\n{TABLE_START}\n{TABLE_END}\n"
-    if TABLE_START not in text:
-        text += f"\n{TABLE_START}\n{TABLE_END}\n"
-    head, _, rest = text.partition(TABLE_START)
-    _, _, tail = rest.partition(TABLE_END)
-    RESULTS_MD.write_text(f"{head}{TABLE_START}\n{table(rows, meta)}\n{TABLE_END}{tail}")
+def write_results(rows: list[dict[str, Any]], meta: dict[str, Any], name: str = "") -> None:
+    """Rewrite the table between the markers (``results`` or, for another interpreter, ``results py3.13``)."""
+    start, end = TABLE_START, TABLE_END
+    if name:
+        start, end = f"<!-- results {name}:start -->", f"<!-- results {name}:end -->"
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Benchmark results\n\n{start}\n{end}\n"
+    if start not in text:
+        text += f"\n### almanet on Python {meta['machine']['python']}\n\n{start}\n{end}\n"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    RESULTS_MD.write_text(f"{head}{start}\n{table(rows, meta)}\n{end}{tail}")
 
 
 def main() -> None:
@@ -365,20 +419,30 @@ def main() -> None:
     parser.add_argument("--mpub-messages", type=int, default=1_000_000)
     parser.add_argument("--startup-runs", type=int, default=20)
     parser.add_argument("--only", default="", help="workload letters to run, e.g. 'ab' (default: all)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="run almanet again with these settings, interleaved: PYTHON=<venv python> picks the"
+                             " interpreter, other keys are environment variables (e.g. asyncio:ALMANET_LOOP=asyncio)")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not update RESULTS.md")
+    parser.add_argument("--table", default="", help="the RESULTS.md block to rewrite (make bench PYTHON=... sets it)")
     args = parser.parse_args()
+    for spec in args.variant:
+        name, _, settings = spec.partition(":")
+        env = dict(item.split("=", 1) for item in settings.split(",") if item)
+        VARIANTS[name] = (env.pop("PYTHON", PYTHON), env)
     build_floor()
     meta = {"time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "repetitions": args.repetitions, "args": vars(args)}
     raw = run_workloads(args)
     rows = figures(raw)
     print(table(rows, meta))
+    if VARIANTS:
+        print(variants_table(raw))
     if not args.no_write:
         out = ROOT / "bench" / "results"
         out.mkdir(exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         (out / f"run-{stamp}.json").write_text(json.dumps({"meta": meta, "raw": raw, "rows": rows}, indent=1))
-        write_results(rows, meta)
+        write_results(rows, meta, args.table)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ cd "$ROOT"
 TOOLS_BIN="$ROOT/.tools/bin"
 NSQ_MOD="$ROOT/almanet/testing/gomod"
 NSQ_TOOLS=(nsqd nsqlookupd nsq_tail to_nsq)
-VENV="$ROOT/.venv"
+VENV="${ALMANET_VENV:-$ROOT/.venv}"  # make bench PYTHON=... makes its own
 STAMP="$VENV/.almanet-install-stamp"
 PYTHON="${PYTHON:-python3}"
 
@@ -106,11 +106,11 @@ setup_venv() {
 
     # A venv whose interpreter vanished (python upgraded or removed) is rebuilt from scratch.
     if [ -d "$VENV" ] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
-        say "existing .venv is broken; recreating it"
+        say "existing ${VENV#"$ROOT"/} is broken; recreating it"
         rm -rf "$VENV"
     fi
     if [ ! -x "$VENV/bin/python" ]; then
-        say "creating .venv with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+        say "creating ${VENV#"$ROOT"/} with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
         "$PYTHON" -m venv "$VENV" \
             || die "could not create .venv; on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"
     fi
@@ -119,10 +119,10 @@ setup_venv() {
     want="$(cksum < pyproject.toml)"
     [ -f "$STAMP" ] && have="$(cat "$STAMP")"
     if [ "$want" = "$have" ] && [ -x "$VENV/bin/pytest" ]; then
-        say ".venv up to date"
+        say "${VENV#"$ROOT"/} up to date"
         return
     fi
-    say "installing almanet (editable) with the dev extra into .venv ..."
+    say "installing almanet (editable) with the dev extra into ${VENV#"$ROOT"/} ..."
     # The build backend is chatty (deprecation warnings); keep its output for when it fails.
     local log="$VENV/pip-install.log"
     if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev]' > "$log" 2>&1; then
@@ -130,7 +130,7 @@ setup_venv() {
         die "pip install -e '.[dev]' failed; full output in $log"
     fi
     printf '%s\n' "$want" > "$STAMP"
-    say ".venv ready"
+    say "${VENV#"$ROOT"/} ready"
 }
 
 # ---------------------------------------------------------------- Debian packages for some tests
@@ -206,4 +206,4 @@ setup_venv
 setup_terminal_tools
 setup_browser
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
-"$ROOT/scripts/setup-interop.sh"
+[ -n "${SKIP_INTEROP:-}" ] || "$ROOT/scripts/setup-interop.sh"

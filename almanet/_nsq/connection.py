@@ -44,6 +44,7 @@ class ConnectionDelegate(Protocol):
 _BATCH_LIMIT = 1024 * 1024
 
 
+
 class _Batch:
     __slots__ = ("bodies", "future", "size")
 
@@ -86,6 +87,10 @@ class Connection(asyncio.Protocol):
         self._upgrading = False
         self._cls_sent = False
         self._flush_scheduled = False
+        # the last tick wrote at most one command: the next command alone in its tick is written
+        # at once instead of in the next loop iteration (see _write)
+        self._eager = True
+        self._wrote_eagerly = False
         self._batches: dict[str, _Batch] = {}  # publish_soon's messages of this tick, per topic
 
     # -- opening ---------------------------------------------------------------------------------
@@ -118,6 +123,7 @@ class Connection(asyncio.Protocol):
         except BaseException as exc:
             connection._abort(exc if isinstance(exc, Exception) else None)
             raise
+        connection._eager = True  # the handshake's commands were a burst, but nothing is in flight now
         connection._arm_watchdog()
         return connection
 
@@ -171,7 +177,7 @@ class Connection(asyncio.Protocol):
                     self.delegate.on_message(self, frame)
             elif type(frame) is codec.ResponseFrame:
                 if frame.data == codec.HEARTBEAT:
-                    self._write(codec.nop())
+                    self._write(codec.nop(), urgent=False)
                 elif self._waiters:
                     waiter = self._waiters.popleft()[0]
                     self._waiting_since = self._last_read
@@ -228,17 +234,37 @@ class Connection(asyncio.Protocol):
 
     # -- commands --------------------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        self._out.append(data)
+    def _write(self, data: bytes, *, urgent: bool = True) -> None:
+        """Queue ``data`` for this tick's one ``write``; the first command of a quiet tick goes now.
+
+        Under load (the last tick had more than one command, or a command still awaits nsqd's
+        answer) everything waits for the flush in the next loop iteration, so a burst costs one
+        ``write``. When it is quiet, a command that is first in its tick is written at once: a lone
+        call or reply does not wait a loop iteration for its flush. Commands that are not
+        ``urgent`` (FIN, RDY, TOUCH, NOP) always wait.
+        """
+        if self._flush_scheduled:
+            self._out.append(data)
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+        if urgent and self._eager and self._transport is not None and not self.closed:
+            self._wrote_eagerly = True
+            self._transport.write(data)
+        else:
+            self._out.append(data)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        count = len(self._out)  # commands, and messages for those in an MPUB
         if self._batches:
+            for batch in self._batches.values():
+                count += len(batch.bodies)
             self._seal_batches()
         out = self._out
+        # quiet when this tick had one command (or message) in all, written eagerly or here
+        self._eager = count <= (0 if self._wrote_eagerly else 1)
+        self._wrote_eagerly = False
         if not out:
             return
         self._out = []
@@ -255,6 +281,8 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
         batch = self._batches.get(topic)
         if batch is None:
+            if self._eager and not self._flush_scheduled and not self._waiters:  # quiet: PUB now
+                return self.request(codec.pub(topic, body))
             batch = self._batches[topic] = _Batch(self._loop.create_future())
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -283,17 +311,18 @@ class Connection(asyncio.Protocol):
         """Send a command that nsqd answers; replies are matched in the order commands were sent."""
         if self.closed:
             raise self._closed_error()
+        quiet = not self._waiters  # nothing else awaits an answer: it may go at once (see _write)
         waiter: asyncio.Future[bytes] = self._loop.create_future()
         if not self._waiters:
             self._waiting_since = self._loop.time()
         self._waiters.append((waiter, command))
-        self._write(command)
+        self._write(command, urgent=quiet)
         return waiter
 
     def _send(self, command: bytes) -> None:
         if self.closed:
             raise self._closed_error()
-        self._write(command)
+        self._write(command, urgent=False)
 
     def publish(self, topic: str, body: bytes) -> asyncio.Future[bytes]:
         return self.request(codec.pub(topic, body))

@@ -32,6 +32,19 @@ DEFAULT_MAX_BODY_SIZE = 5 * 1024 * 1024
 DEFAULT_ACK_TIMEOUT = 1.0
 
 
+class _Tick:
+    """The messages ``publish_each`` put in one tick's PUB/MPUB: one future each, one timer for all."""
+
+    __slots__ = ("address", "items", "timer", "topic", "translate")
+
+    def __init__(self, address: str, topic: str, translate: Callable[[Exception, str], Exception] | None) -> None:
+        self.address = address
+        self.topic = topic
+        self.translate = translate
+        self.items: list[tuple[asyncio.Future[None], bytes]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class Producer:
     def __init__(
         self,
@@ -57,6 +70,7 @@ class Producer:
         self._closed = False
         self._resending: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Future[None]] = set()
+        self._ticks: dict[asyncio.Future[bytes], _Tick] = {}  # publish_each's, by their PUB/MPUB's future
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -217,12 +231,20 @@ class Producer:
             logger.warning("nsqd at %s is unreachable for now: %s", address, task.exception())
             self._start_reconnector(address)
 
-    async def _with_failover(self, send: Callable[[Connection], asyncio.Future[bytes]]) -> None:
+    async def _with_failover(
+        self,
+        send: Callable[[Connection], asyncio.Future[bytes]],
+        avoid: str | None = None,
+        avoided: Exception | None = None,
+    ) -> None:
+        """Send on a live nsqd, then on the others in turn; ``avoid`` (which failed with ``avoided``) last of all."""
         if self._closed:
             raise NSQConnectionError("the producer is closed")
-        tried: list[str] = []
-        last_error: Exception | None = None
+        tried: list[str] = [avoid] if avoid is not None else []
+        last_error: Exception | None = avoided
         connection = self._live()
+        if connection is not None and connection.address == avoid:
+            connection = None
         while True:
             if connection is None:
                 for address in self.addresses:
@@ -260,6 +282,86 @@ class Producer:
 
     async def publish(self, topic: str, body: bytes) -> None:
         await self._with_failover(lambda c: c.publish_soon(topic, body))
+
+    def publish_each(
+        self, topic: str, body: bytes, translate: Callable[[Exception, str], Exception] | None = None
+    ) -> asyncio.Future[None]:
+        """Publish like ``publish()``, without a coroutine or a task per message.
+
+        The future is this message's own (cancelling it cancels no other); the messages of one
+        tick share one PUB/MPUB, one done callback and one ``command_timeout`` timer. A lost
+        connection's commands are resent elsewhere (``_resend``); no answer in time publishes the
+        tick's messages again on another nsqd, as ``publish()`` does. ``translate(error, topic)``
+        maps the client's errors to the caller's.
+        """
+        connection = self._live()
+        if connection is None:  # nothing connected: open one (or fail over) in a task
+            return asyncio.ensure_future(self._publish_translated(topic, body, translate))
+        sent = connection.publish_soon(topic, body)
+        tick = self._ticks.get(sent)
+        if tick is None:
+            tick = self._ticks[sent] = _Tick(connection.address, topic, translate)
+            tick.timer = sent.get_loop().call_later(self.options.command_timeout, self._tick_late, sent)
+            sent.add_done_callback(self._tick_done)
+        future: asyncio.Future[None] = sent.get_loop().create_future()
+        tick.items.append((future, body))
+        return future
+
+    async def _publish_translated(
+        self, topic: str, body: bytes, translate: Callable[[Exception, str], Exception] | None
+    ) -> None:
+        try:
+            await self.publish(topic, body)
+        except NSQError as exc:
+            if translate is None:
+                raise
+            raise translate(exc, topic) from None
+
+    def _tick_done(self, sent: asyncio.Future[bytes]) -> None:
+        tick = self._ticks.pop(sent, None)
+        if tick is None:  # it was late: published again, its futures are that attempt's
+            return
+        if tick.timer is not None:
+            tick.timer.cancel()
+        error = None if sent.cancelled() else sent.exception()
+        if error is None and sent.cancelled():
+            error = NSQConnectionError(f"publishing to {tick.topic} was cancelled")
+        if error is not None and tick.translate is not None and isinstance(error, NSQError):
+            error = tick.translate(error, tick.topic)
+        for future, _ in tick.items:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    def _tick_late(self, sent: asyncio.Future[bytes]) -> None:
+        """No OK within command_timeout: publish the tick's messages again, elsewhere first (at-least-once)."""
+        tick = self._ticks.pop(sent, None)
+        if tick is None:
+            return
+        items = [(future, body) for future, body in tick.items if not future.done()]
+        if not items:
+            return
+        late = NSQConnectionError(f"nsqd at {tick.address} did not answer within {self.options.command_timeout}s")
+
+        async def again() -> None:
+            batch = codec.MessageBatch()
+            for _, body in items:
+                batch.add(body)
+            error: Exception | None = None
+            try:
+                await self._with_failover(lambda c: c.publish_batch(tick.topic, batch), tick.address, late)
+            except NSQError as exc:
+                error = tick.translate(exc, tick.topic) if tick.translate is not None else exc
+            for future, _ in items:
+                if not future.done():
+                    future.set_exception(error) if error is not None else future.set_result(None)
+
+        task = asyncio.ensure_future(again())
+        self._resending.add(task)
+        task.add_done_callback(self._resending.discard)
 
     def publish_nowait(self, topic: str, body: bytes, *, prefer: str | None = None) -> asyncio.Future[None]:
         """Publish without awaiting here: the returned future carries the OK or the error.

@@ -45,11 +45,13 @@ type server struct {
 	received atomic.Int64
 	replied  atomic.Int64
 	errors   atomic.Int64
+	trace    stamps // handler start, before Publish, after Publish (nsqd's OK)
 }
 
 // HandleMessage answers one invocation. A malformed one is counted and
 // FINed (returning nil), never requeued: requeueing would only loop.
 func (s *server) HandleMessage(m *nsq.Message) error {
+	t0 := nowNs()
 	s.received.Add(1)
 	var inv invocation
 	if err := json.Unmarshal(m.Body, &inv); err != nil || inv.ID == "" || inv.ReplyTopic == "" {
@@ -70,20 +72,23 @@ func (s *server) HandleMessage(m *nsq.Message) error {
 		s.errors.Add(1)
 		return nil
 	}
+	t1 := nowNs()
 	if err := s.prod.Publish(inv.ReplyTopic, body); err != nil {
 		s.errors.Add(1)
 		log.Printf("serve: publish reply to %s: %v", inv.ReplyTopic, err)
 		return nil
 	}
+	s.trace.add(t0, t1, nowNs())
 	s.replied.Add(1)
 	return nil
 }
 
 type serveResult struct {
-	Role     string `json:"role"`
-	Received int64  `json:"received"`
-	Replied  int64  `json:"replied"`
-	Errors   int64  `json:"errors"`
+	Role     string    `json:"role"`
+	Received int64     `json:"received"`
+	Replied  int64     `json:"replied"`
+	Errors   int64     `json:"errors"`
+	Trace    [][]int64 `json:"trace,omitempty"`
 }
 
 func runServe(args []string) error {
@@ -94,6 +99,7 @@ func runServe(args []string) error {
 	channel := fs.String("channel", "rpc", "channel to subscribe with")
 	maxInFlight := fs.Int("max-in-flight", 200, "consumer MaxInFlight (RDY)")
 	handlers := fs.Int("handlers", 200, "concurrent handler goroutines; each publishes its reply synchronously")
+	trace := fs.Bool("trace", false, "print per-invocation timestamps (for bench/hops.py)")
 	fs.Parse(args)
 	if *topic == "" {
 		return errors.New("-topic is required")
@@ -107,6 +113,7 @@ func runServe(args []string) error {
 	defer prod.Stop()
 
 	s := &server{prod: prod}
+	s.trace.on = *trace
 	cons, err := newConsumer(&c, *topic, *channel, unbufferedConfig(*maxInFlight))
 	if err != nil {
 		return err
@@ -138,6 +145,7 @@ func runServe(args []string) error {
 		Received: s.received.Load(),
 		Replied:  s.replied.Load(),
 		Errors:   s.errors.Load(),
+		Trace:    s.trace.rows,
 	})
 	return nil
 }
@@ -162,6 +170,7 @@ type caller struct {
 
 	late      atomic.Int64 // replies for no pending call (timed out before)
 	malformed atomic.Int64
+	trace     stamps // before PUB, reply in the handler, caller resumed
 }
 
 // HandleMessage takes a reply off the reply topic and hands it to the call
@@ -225,6 +234,7 @@ func (c *caller) call(timeout time.Duration) (time.Duration, error) {
 		if r.isError {
 			return 0, errors.New("remote error")
 		}
+		c.trace.add(start.UnixNano(), r.at.UnixNano(), nowNs())
 		return r.at.Sub(start), nil
 	case <-timer.C:
 		c.forget(id)
@@ -284,23 +294,24 @@ func (c *caller) runBatch(n, concurrency int, timeout time.Duration) batchResult
 }
 
 type callResult struct {
-	Role        string  `json:"role"`
-	N           int     `json:"n"`
-	Concurrency int     `json:"concurrency"`
-	Warmup      int     `json:"warmup"`
-	ElapsedS    float64 `json:"elapsed_s"`
-	CallsPerS   float64 `json:"calls_per_s"`
-	OK          int     `json:"ok"`
-	Errors      int     `json:"errors"`
-	Timeouts    int     `json:"timeouts"`
-	Late        int64   `json:"late_replies"`
-	P50us       float64 `json:"p50_us"`
-	P90us       float64 `json:"p90_us"`
-	P99us       float64 `json:"p99_us"`
-	MeanUs      float64 `json:"mean_us"`
-	MinUs       float64 `json:"min_us"`
-	CPUs        float64 `json:"cpu_s"` // user+system CPU of this process over the measured calls
-	MaxUs       float64 `json:"max_us"`
+	Role        string    `json:"role"`
+	N           int       `json:"n"`
+	Concurrency int       `json:"concurrency"`
+	Warmup      int       `json:"warmup"`
+	ElapsedS    float64   `json:"elapsed_s"`
+	CallsPerS   float64   `json:"calls_per_s"`
+	OK          int       `json:"ok"`
+	Errors      int       `json:"errors"`
+	Timeouts    int       `json:"timeouts"`
+	Late        int64     `json:"late_replies"`
+	P50us       float64   `json:"p50_us"`
+	P90us       float64   `json:"p90_us"`
+	P99us       float64   `json:"p99_us"`
+	MeanUs      float64   `json:"mean_us"`
+	MinUs       float64   `json:"min_us"`
+	CPUs        float64   `json:"cpu_s"` // user+system CPU of this process over the measured calls
+	MaxUs       float64   `json:"max_us"`
+	Trace       [][]int64 `json:"trace,omitempty"`
 }
 
 // percentileUs is the nearest-rank percentile of sorted latencies, in µs.
@@ -328,6 +339,7 @@ func runCall(args []string) error {
 	timeout := fs.Duration("timeout", 10*time.Second, "per-call timeout")
 	maxInFlight := fs.Int("max-in-flight", 200, "reply consumer MaxInFlight (RDY)")
 	handlers := fs.Int("reply-handlers", 4, "concurrent reply handler goroutines")
+	trace := fs.Bool("trace", false, "print per-call timestamps of the measured calls (for bench/hops.py)")
 	fs.Parse(args)
 	if *uriTopic == "" {
 		return errors.New("-uri-topic is required")
@@ -371,6 +383,7 @@ func runCall(args []string) error {
 		w := cl.runBatch(*warmup, *concurrency, *timeout)
 		log.Printf("call: warm-up done in %v (%d errors)", w.elapsed, w.errors)
 	}
+	cl.trace.on = *trace
 	cpu0 := cpuSeconds()
 	res := cl.runBatch(*n, *concurrency, *timeout)
 	cpu := cpuSeconds() - cpu0
@@ -396,6 +409,7 @@ func runCall(args []string) error {
 		P90us:       percentileUs(lat, 0.90),
 		P99us:       percentileUs(lat, 0.99),
 		CPUs:        cpu,
+		Trace:       cl.trace.rows,
 	}
 	if len(lat) > 0 {
 		out.MeanUs = us(sum / time.Duration(len(lat)))

@@ -82,6 +82,16 @@ def test_error_tree() -> None:
     assert issubclass(almanet.timeout_error, TimeoutError)
 
 
+def test_produce_returns_a_future_not_a_coroutine() -> None:
+    """``produce()`` queues the message at the call and returns its own future (no task per message
+    for callers that gather many); ``await session.produce(...)`` reads as before."""
+    import inspect
+
+    assert not inspect.iscoroutinefunction(almanet.Almanet.produce)
+    assert "Future[None]" in str(inspect.signature(almanet.Almanet.produce).return_annotation)
+    assert inspect.iscoroutinefunction(almanet.Almanet.call)  # calls stay coroutines
+
+
 def _fresh_import(code: str) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
