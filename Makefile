@@ -11,7 +11,7 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 BENCH_VENV := .venv-py$(PY_VERSION)
 endif
 
-.PHONY: help setup test test-pythons soak lint demo bench clean
+.PHONY: help setup test test-pythons soak lint demo bench clean ui-screenshot
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint    ruff check"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
 	@echo "make bench   run the benchmark (bench/run.py); PYTHON=/path/to/python runs almanet on that one"
+	@echo "make ui-screenshot  run the browser tests of almanet ui, writing docs/almanet-ui.png"
 	@echo "make clean   remove .venv, .tools and caches (next setup rebuilds them)"
 
 setup:
@@ -50,6 +51,9 @@ bench:
 	@PYTHON=$(PYTHON) ALMANET_VENV=$(CURDIR)/$(BENCH_VENV) SKIP_INTEROP=1 ./scripts/setup.sh
 	$(BENCH_VENV)/bin/python bench/run.py --table py$(PY_VERSION)
 endif
+
+ui-screenshot: setup
+	ALMANET_UI_SCREENSHOT=$(CURDIR)/docs/almanet-ui.png $(VENV_PY) -m pytest -q tests/ui/test_browser.py
 
 clean:
 	rm -rf .venv .venv-py* .tools .pytest_cache .ruff_cache build dist

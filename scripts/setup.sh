@@ -3,7 +3,9 @@
 #   1. the NSQ daemons and tools (nsqd, nsqlookupd, nsq_tail, to_nsq v1.3.0) in .tools/bin,
 #      built from the pinned Go module in almanet/testing/gomod (`almanet testing install-nsqd`'s too);
 #   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
-#   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root.
+#   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root;
+#   4. Debian's chromium for the browser tests of `almanet ui` (tests/ui), likewise (otherwise
+#      those tests skip, saying why; in CI they fail).
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -131,6 +133,22 @@ setup_venv() {
     say "${VENV#"$ROOT"/} ready"
 }
 
+# ---------------------------------------------------------------- Debian packages for some tests
+
+APT_UPDATED=""
+
+# apt-get install PACKAGES, output in LOG; `apt-get update` runs once per run, before the first
+# install (a fresh machine's package lists may be empty or old).
+apt_install() {
+    local log="$1"; shift
+    {
+        if [ -z "$APT_UPDATED" ]; then
+            apt-get update && APT_UPDATED=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    } > "$log" 2>&1
+}
+
 # ---------------------------------------------------------------- terminal tools for the CLI tests
 
 # tests/cli/test_terminal.py drives the CLI in a real terminal (tmux): colour, NO_COLOR, the
@@ -151,16 +169,41 @@ setup_terminal_tools() {
     fi
     say "installing ${missing[*]} with apt-get (for the terminal tests) ..."
     local log="${TMPDIR:-/tmp}/almanet-apt.log"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
-         } > "$log" 2>&1; then
+    if ! apt_install "$log" "${missing[@]}"; then
         tail -n 20 "$log" >&2
         say "warning: apt-get could not install ${missing[*]}: the terminal tests skip (full output in $log)"
     fi
 }
 
+# ---------------------------------------------------------------- browser (tests/ui)
+
+# tests/ui drive Debian's chromium with playwright (executable_path: playwright's own browser
+# download is never used). apt-get only when it is missing and we are root.
+setup_browser() {
+    if command -v chromium >/dev/null 2>&1; then
+        say "chromium found ($(command -v chromium))"
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "warning: chromium missing and cannot apt-get it (not root, or no apt-get);"
+        say "  the browser tests in tests/ui will skip (fail in CI): apt-get install chromium"
+        return
+    fi
+    say "installing chromium (apt-get) for the browser tests ..."
+    local log="$ROOT/.tools/apt-chromium.log"
+    mkdir -p "$ROOT/.tools"
+    # fonts-liberation: a recommended package of chromium, so that pages have text to render
+    if ! apt_install "$log" chromium fonts-liberation; then
+        tail -n 30 "$log" >&2
+        die "apt-get install chromium fonts-liberation failed; full output in $log"
+    fi
+    command -v chromium >/dev/null 2>&1 || die "apt-get installed chromium, yet chromium is not on PATH"
+    say "browser ready: $(chromium --version 2>/dev/null | head -n1)"
+}
+
 setup_tools
 setup_venv
 setup_terminal_tools
+setup_browser
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
 [ -n "${SKIP_INTEROP:-}" ] || "$ROOT/scripts/setup-interop.sh"

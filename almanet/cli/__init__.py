@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from . import call, completion, config, consume, describe, multicall, produce, purge, serve, services, testing
+from . import call, completion, config, consume, describe, multicall, produce, purge, serve, services, testing, ui
 
 EPILOG = (
     "Exit codes: 0 success, 1 remote error, 2 bad input/usage/config, 3 timeout (reason unknown),"
@@ -79,7 +79,7 @@ def _root(
         raise typer.Exit()
 
 
-for _module in (serve, call, multicall, produce, consume, services, purge, describe, config, completion, testing):
+for _module in (serve, call, multicall, produce, consume, services, purge, describe, config, ui, completion, testing):
     _module.register(app)
 
 

@@ -51,13 +51,19 @@ async def nsqd_http_addresses(settings: Any) -> tuple[list[str], list[str]]:
 
 
 async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
+    session = await open_session(settings)
+    async with session:
+        instances = await _discover(session, timeout)
+    stats, errors = await nsqd_stats(settings)
+    return build_report(instances, stats, errors)
+
+
+async def nsqd_stats(settings: Any) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """/stats of every nsqd (by HTTP address), and one error line per nsqd or lookupd that failed."""
     import asyncio
 
     from almanet._nsq.http import NsqdHTTPClient, NSQHTTPError
 
-    session = await open_session(settings)
-    async with session:
-        instances = await _discover(session, timeout)
     http, errors = await nsqd_http_addresses(settings)
     results = await asyncio.gather(
         *(NsqdHTTPClient(a, timeout=settings.connect_timeout).stats() for a in http), return_exceptions=True
@@ -70,7 +76,7 @@ async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
             raise result
         else:
             stats[address] = result
-    return build_report(instances, stats, errors)
+    return stats, errors
 
 
 async def _discover(session: Any, timeout: float) -> list[Any]:

@@ -15,7 +15,9 @@ try:
     almanet.cli.main()
 except SystemExit as exit:
     code = exit.code
-heavy = [m for m in ("pydantic", "gnsq", "gevent", "urllib.request", "http.client", "rich.json") if m in sys.modules]
+heavy = ("pydantic", "gnsq", "gevent", "urllib.request", "http.client", "rich.json",
+         "aiohttp", "almanet.cli.ui.server", "almanet.cli.ui.catalog")  # the ui: only for `almanet ui`
+heavy = [m for m in heavy if m in sys.modules]
 print(code, heavy)
 """
 

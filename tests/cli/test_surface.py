@@ -16,7 +16,7 @@ from almanet.cli import app
 from tests.support.nsqproc import REPO_ROOT
 
 DEAD_NSQD = "127.0.0.1:1"
-COMMANDS = ("serve", "call", "multicall", "produce", "consume", "services", "purge", "describe", "config")
+COMMANDS = ("serve", "call", "multicall", "produce", "consume", "services", "purge", "describe", "config", "ui")
 
 
 @pytest.fixture
@@ -75,6 +75,7 @@ def test_bare_almanet_shows_the_help_and_succeeds(runner: CliRunner) -> None:
         ("describe", "almanet describe [OPTIONS] URI"),
         ("purge", "almanet purge [OPTIONS] [URI]"),
         ("completion", "almanet completion [OPTIONS] [SHELL]"),
+        ("ui", "almanet ui [OPTIONS]"),
     ],
 )
 def test_usage_lines_use_conventional_placeholders(runner: CliRunner, command: str, usage: str) -> None:
