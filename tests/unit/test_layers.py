@@ -54,6 +54,7 @@ RANKS: dict[str, int] = {
     # L4 service
     "almanet._validation": 4,
     "almanet._service": 4,
+    "almanet._invocations": 4,
     "almanet._serving": 4,
     # the public facade, then the CLI on top of everything
     "almanet": 5,
