@@ -42,6 +42,7 @@ RANKS: dict[str, int] = {
     # L3 session: the Broker (connections) under the Caller (RPC) and Subscription, under the facade
     "almanet._broker": 3,
     "almanet._caller": 3,
+    "almanet._expiry": 3,
     "almanet._subscription": 3,
     "almanet._session": 3,
     "almanet._brokerstats": 3,
