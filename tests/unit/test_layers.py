@@ -63,6 +63,7 @@ RANKS: dict[str, int] = {
     "almanet.testing._util": 1,
     "almanet.testing._tools": 1,
     "almanet.testing._processes": 1,
+    "almanet.testing._cluster": 1,
     "almanet.testing._serving": 5,
     "almanet.testing.plugin": 5,
     "almanet.testing": 5,
