@@ -229,8 +229,6 @@ class Caller:
         """
         topic = topic or self.topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise invalid_argument("timeout must be positive")
         if _deadline.budget.get() is not None:  # called from a procedure that has a deadline
             timeout = _within_budget(uri, timeout)
         call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
@@ -270,14 +268,12 @@ class Caller:
             if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
                 self._pending.pop(call_id, None)
 
-    async def served(self, uri: str, timeout: float | None, *, refuse: bool = True) -> bool:
+    async def served(self, uri: str, *, refuse: bool = True) -> bool:
         """Not on the hot path: a topic the liveness cache does not know yet (one /stats read).
 
         Refuses (``timeout_error``, reason ``not_served``) a URI nothing serves; returns whether
         the deadline may be sent.
         """
-        if timeout is not None and not timeout > 0:  # bad input first, before asking nsqd anything
-            raise invalid_argument("timeout must be positive")
         deadline = await self._liveness.check(uri, self.topic_of(uri), refuse=refuse)
         if self._closed:
             raise session_state_error("the session is not open: it left while the call was being checked")
@@ -286,7 +282,7 @@ class Caller:
     async def sends_deadline(self, uri: str) -> bool:
         """For ``delay_call``: whether its deadline may be sent; never refuses."""
         deadline = self._served.get(self.topic_of(uri))
-        return deadline if deadline is not None else await self.served(uri, None, refuse=False)
+        return deadline if deadline is not None else await self.served(uri, refuse=False)
 
     def delay_timeout_ms(self, delay: float) -> int:
         """The deadline of a delayed invocation: its delay, then the session's default timeout."""
@@ -299,7 +295,7 @@ class Caller:
         topic = self.topic_of(uri)
         deadline = self._served.get(topic)
         if deadline is None:
-            deadline = await self.served(uri, timeout)
+            deadline = await self.served(uri)
         call_id, future = self._start(uri, payload, timeout, False, trace, deadline, topic)
         try:  # _wait inlined: one coroutine less per call
             reply: _wire.Reply = await future
@@ -316,7 +312,7 @@ class Caller:
         deadline = self._served.get(self.topic_of(uri))
         if deadline is None:
             try:
-                deadline = await self.served(uri, timeout)
+                deadline = await self.served(uri)
             except timeout_error:
                 return []  # nothing serves it: no reply can come
         replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, trace, deadline))
