@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, JsonOption, NsqdOption, exit_on_errors, fail, load, open_session, run
+from ._common import (
+    ConfigOption,
+    Exit,
+    JsonOption,
+    NsqdOption,
+    discover,
+    exit_on_errors,
+    fail,
+    load,
+    open_session,
+    run,
+)
 from ._output import Output, OutputOption, set_output, wants_json
 from ._usage import hinted
 
@@ -57,7 +68,7 @@ async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
 
     session = await open_session(settings)
     async with session:
-        instances = await _discover(session, timeout)
+        instances = await discover(session, timeout)
     http, errors = await nsqd_http_addresses(settings)
     results = await asyncio.gather(
         *(NsqdHTTPClient(a, timeout=settings.connect_timeout).stats() for a in http), return_exceptions=True
@@ -71,12 +82,6 @@ async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
         else:
             stats[address] = result
     return build_report(instances, stats, errors)
-
-
-async def _discover(session: Any, timeout: float) -> list[Any]:
-    from ._common import discover
-
-    return await discover(session, timeout)
 
 
 def _topic_stats(stats: dict[str, Any], topic: str, channels: set[str] | None) -> dict[str, Any]:
