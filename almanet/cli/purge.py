@@ -18,8 +18,6 @@ from ._common import ConfigOption, Exit, NsqdOption, check_uri, exit_on_errors, 
 from ._output import Output, OutputOption, set_output, wants_json
 from ._usage import TEXT, hinted
 
-_INTERNAL = ("_rpc_._api_schema_.", "_rpc_._reply_.")
-
 
 def register(app: typer.Typer) -> None:
     app.command(
@@ -62,13 +60,14 @@ async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, st
     import asyncio
 
     from almanet._nsq.http import NSQHTTPError, request_json
+    from almanet._wire import RPC_PREFIX, is_internal_topic
 
     from .services import nsqd_http_addresses
 
     http, errors = await nsqd_http_addresses(settings)
     query = {"format": "json", "include_mem": "false", "include_clients": "false"}
     if uri is not None:
-        query["topic"] = "_rpc_." + uri
+        query["topic"] = RPC_PREFIX + uri
     path = "/stats?" + urllib.parse.urlencode(query)
     results = await asyncio.gather(
         *(request_json(a, path, timeout=settings.connect_timeout) for a in http), return_exceptions=True
@@ -82,9 +81,9 @@ async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, st
             raise result
         for entry in result.get("topics") or []:
             topic = entry.get("topic_name") or ""
-            if not topic.startswith("_rpc_.") or topic.startswith(_INTERNAL):
+            if not topic.startswith(RPC_PREFIX) or is_internal_topic(topic):
                 continue
-            if uri is not None and topic != "_rpc_." + uri:
+            if uri is not None and topic != RPC_PREFIX + uri:
                 continue
             for action, channel, count in _plan_topic(entry, stale_only=uri is None):
                 steps.append((address, topic, action, channel, count))
