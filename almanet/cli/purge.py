@@ -57,28 +57,19 @@ def _plan_topic(entry: dict[str, Any], stale_only: bool) -> list[tuple[str, str 
 
 async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, str, str | None, int]], list[str]]:
     """Every step on every nsqd: (nsqd http, topic, action, channel, messages dropped), and errors."""
-    import asyncio
-
-    from almanet._nsq.http import NSQHTTPError, request_json
+    from almanet._nsq.http import request_json
     from almanet._wire import RPC_PREFIX, is_internal_topic
 
-    from .services import nsqd_http_addresses
+    from .services import nsqd_http_addresses, read_every
 
     http, errors = await nsqd_http_addresses(settings)
     query = {"format": "json", "include_mem": "false", "include_clients": "false"}
     if uri is not None:
         query["topic"] = RPC_PREFIX + uri
     path = "/stats?" + urllib.parse.urlencode(query)
-    results = await asyncio.gather(
-        *(request_json(a, path, timeout=settings.connect_timeout) for a in http), return_exceptions=True
-    )
+    found = await read_every(http, lambda a: request_json(a, path, timeout=settings.connect_timeout), errors)
     steps = []
-    for address, result in zip(http, results, strict=True):
-        if isinstance(result, NSQHTTPError):
-            errors.append(str(result))
-            continue
-        if isinstance(result, BaseException):
-            raise result
+    for address, result in found.items():
         for entry in result.get("topics") or []:
             topic = entry.get("topic_name") or ""
             if not topic.startswith(RPC_PREFIX) or is_internal_topic(topic):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -61,26 +62,34 @@ async def nsqd_http_addresses(settings: Any) -> tuple[list[str], list[str]]:
     return found, errors
 
 
-async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
+async def read_every(
+    addresses: list[str], read: Callable[[str], Awaitable[Any]], errors: list[str]
+) -> dict[str, Any]:
+    """``read(address)`` for every nsqd at once: what each answered; an HTTP failure goes to ``errors``."""
     import asyncio
 
-    from almanet._nsq.http import NsqdHTTPClient, NSQHTTPError
+    from almanet._nsq.http import NSQHTTPError
 
-    session = await open_session(settings)
-    async with session:
-        instances = await discover(session, timeout)
-    http, errors = await nsqd_http_addresses(settings)
-    results = await asyncio.gather(
-        *(NsqdHTTPClient(a, timeout=settings.connect_timeout).stats() for a in http), return_exceptions=True
-    )
-    stats: dict[str, dict[str, Any]] = {}
-    for address, result in zip(http, results, strict=True):
+    results = await asyncio.gather(*(read(a) for a in addresses), return_exceptions=True)
+    found: dict[str, Any] = {}
+    for address, result in zip(addresses, results, strict=True):
         if isinstance(result, NSQHTTPError):
             errors.append(str(result))
         elif isinstance(result, BaseException):
             raise result
         else:
-            stats[address] = result
+            found[address] = result
+    return found
+
+
+async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
+    from almanet._nsq.http import NsqdHTTPClient
+
+    session = await open_session(settings)
+    async with session:
+        instances = await discover(session, timeout)
+    http, errors = await nsqd_http_addresses(settings)
+    stats = await read_every(http, lambda a: NsqdHTTPClient(a, timeout=settings.connect_timeout).stats(), errors)
     return build_report(instances, stats, errors)
 
 
