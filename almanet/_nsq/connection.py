@@ -315,7 +315,7 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
         quiet = not self._waiters  # nothing else awaits an answer: it may go at once (see _write)
         waiter: asyncio.Future[bytes] = self._loop.create_future()
-        if not self._waiters:
+        if quiet:
             self._waiting_since = self._loop.time()
         self._waiters.append((waiter, command))
         self._write(command, urgent=quiet)
