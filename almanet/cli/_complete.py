@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
-
-from ._usage import TEXT
+from ._usage import text_argument
 
 if TYPE_CHECKING:
     from almanet._config import Settings
@@ -56,13 +54,8 @@ async def _live_uris(incomplete: str) -> list[str]:
     return sorted(u for u in uris if u.startswith(incomplete))
 
 
-def _argument(metavar: str, help: str, complete: Callable[[str], list[str]]) -> Any:
-    """A positional argument completed by ``complete``, as the CLI's usage lines show it."""
-    return typer.Argument(metavar=metavar, click_type=TEXT, help=help, autocompletion=complete, show_default=False)
-
-
 # The URI argument of call, multicall and describe, completed with the live procedures.
-UriArgument = Annotated[str, _argument("URI", "Procedure URI, e.g. net.example.greeting.", complete_uri)]
+UriArgument = Annotated[str, text_argument("URI", "Procedure URI, e.g. net.example.greeting.", complete_uri)]
 
 
 def complete_topic(incomplete: str) -> list[str]:
@@ -98,5 +91,5 @@ async def _topics(incomplete: str) -> list[str]:
 
 
 # produce's TOPIC and consume's TOPIC..., completed with the topics nsqd has.
-TopicArgument = Annotated[str, _argument("TOPIC", "NSQ topic name.", complete_topic)]
-TopicsArgument = Annotated[list[str], _argument("TOPIC...", "One or more NSQ topic names.", complete_topic)]
+TopicArgument = Annotated[str, text_argument("TOPIC", "NSQ topic name.", complete_topic)]
+TopicsArgument = Annotated[list[str], text_argument("TOPIC...", "One or more NSQ topic names.", complete_topic)]

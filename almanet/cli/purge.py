@@ -16,7 +16,7 @@ import typer
 
 from ._common import ConfigOption, Exit, NsqdOption, check_uri, exit_on_errors, fail, load, print_json, run
 from ._output import Output, OutputOption, set_output, wants_json
-from ._usage import TEXT, hinted
+from ._usage import hinted, text_argument
 
 
 def register(app: typer.Typer) -> None:
@@ -117,15 +117,7 @@ def _describe(step: tuple[str, str, str, str | None, int]) -> str:
 
 
 def purge(
-    uri: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[URI]",
-            click_type=TEXT,
-            help="The procedure whose waiting invocations to drop.",
-            show_default=False,
-        ),
-    ] = None,
+    uri: Annotated[str | None, text_argument("[URI]", "The procedure whose waiting invocations to drop.")] = None,
     stale: Annotated[
         bool, typer.Option("--stale", help="Every RPC topic with a backlog and no subscriber, instead of URI.")
     ] = False,
