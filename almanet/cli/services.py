@@ -83,14 +83,20 @@ async def read_every(
 
 
 async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
-    from almanet._nsq.http import NsqdHTTPClient
-
     session = await open_session(settings)
     async with session:
         instances = await discover(session, timeout)
+    stats, errors = await nsqd_stats(settings)
+    return build_report(instances, stats, errors)
+
+
+async def nsqd_stats(settings: Any) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """/stats of every nsqd (by HTTP address), and one error line per nsqd or lookupd that failed."""
+    from almanet._nsq.http import NsqdHTTPClient
+
     http, errors = await nsqd_http_addresses(settings)
     stats = await read_every(http, lambda a: NsqdHTTPClient(a, timeout=settings.connect_timeout).stats(), errors)
-    return build_report(instances, stats, errors)
+    return stats, errors
 
 
 def _topic_stats(stats: dict[str, Any], topic: str, channels: set[str] | None) -> dict[str, Any]:
