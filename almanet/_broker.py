@@ -239,12 +239,6 @@ class Broker:
     # ``doing`` (what failed, for the message) defaults to "cannot produce to <topic>": made only
     # on failure, since an f-string per message is measurable at 100k messages a second.
 
-    async def publish(self, topic: str, body: bytes, *, doing: str | None = None) -> None:
-        try:
-            await self._producer.publish(topic, body)  # type: ignore[union-attr]
-        except NSQError as exc:
-            raise translate_nsq_error(exc, doing or f"cannot produce to {topic!r}") from None
-
     async def publish_deferred(self, topic: str, delay: float, body: bytes, *, doing: str | None = None) -> None:
         """DPUB: nsqd delivers ``body`` after ``delay`` seconds (checked by the caller)."""
         try:

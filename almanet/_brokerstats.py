@@ -162,11 +162,9 @@ class StatsReader:
             except NSQHTTPError:
                 return
             for producer in (document or {}).get("producers") or []:
-                host = producer.get("broadcast_address") or producer.get("hostname")
-                tcp, http = producer.get("tcp_port"), producer.get("http_port")
-                if isinstance(host, str) and isinstance(tcp, int) and isinstance(http, int):
-                    bracketed = f"[{host}]" if ":" in host else host
-                    self._http.setdefault(_key(host, tcp), f"{bracketed}:{http}")
+                tcp, http = Address.of_node(producer, "tcp"), Address.of_node(producer, "http")
+                if tcp is not None and http is not None:
+                    self._http.setdefault(_key(*tcp), str(http))
 
         await asyncio.gather(*(nodes(a) for a in self._lookupd))
 
@@ -187,7 +185,7 @@ class StatsReader:
         guesses = []
         for address in missing:
             host, port = Address.parse(address)
-            guess = f"[{host}]:{port + 1}" if ":" in host else f"{host}:{port + 1}"
+            guess = str(Address(host, port + 1))
             if time.monotonic() - self._probed.get(guess, -math.inf) > GUESS_RETRY and port < 65535:
                 guesses.append(self._info(guess, expect=keys[address]))
         if guesses:

@@ -8,16 +8,16 @@ its call is known. One watcher serves each published batch; one timer serves eve
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import _deadline, _wire
 from ._broker import Broker, translate_nsq_error
 from ._brokerstats import StatsReader
 from ._errors import invalid_argument, rpc_error, session_state_error, timeout_error
+from ._expiry import Deadlines
 from ._forensics import Autopsies
 from ._liveness import Liveness
 from ._models import CallResult
@@ -51,69 +51,6 @@ def remote_error(payload: Any) -> rpc_error:
     error = cls.__new__(cls)
     rpc_error.__init__(error, *args, name=name)  # bypass user __init__: args come from the wire
     return error
-
-
-class _Deadlines:
-    """One timer for all pending calls, and no per-call timer.
-
-    Calls made with the same timeout expire in the order they were made, so each timeout value
-    keeps a FIFO of (deadline, call id); the timer is armed for the earliest head. Answered calls
-    are dropped from the head as they complete, so the queues stay as short as the calls in flight.
-    """
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, pending: dict[str, Any], expire: Callable[[str, float], None]
-    ) -> None:
-        self._loop = loop
-        self._pending = pending
-        self._queues: dict[float, collections.deque[tuple[float, str]]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed_at = float("inf")
-        self._expire = expire
-
-    def add(self, timeout: float, call_id: str) -> None:
-        queue = self._queues.get(timeout)
-        if queue is None:
-            queue = self._queues[timeout] = collections.deque()
-        deadline = self._loop.time() + timeout
-        queue.append((deadline, call_id))
-        if deadline < self._armed_at:
-            self._arm(deadline)
-
-    def trim(self, timeout: float) -> None:
-        """Forget answered calls at the head of ``timeout``'s queue."""
-        queue = self._queues.get(timeout)
-        pending = self._pending
-        while queue and queue[0][1] not in pending:
-            queue.popleft()
-
-    def _arm(self, deadline: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._armed_at = deadline
-        self._timer = self._loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._armed_at = float("inf")
-        now = self._loop.time()
-        earliest = float("inf")
-        for timeout, queue in list(self._queues.items()):
-            while queue and queue[0][0] <= now:
-                deadline, call_id = queue.popleft()
-                self._expire(call_id, deadline)
-            self.trim(timeout)
-            if queue:
-                earliest = min(earliest, queue[0][0])
-            else:
-                del self._queues[timeout]
-        if earliest != float("inf"):
-            self._arm(earliest)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._queues.clear()
 
 
 class _Pending:
@@ -159,7 +96,7 @@ class Caller:
         self._call_ids = _wire.IdSequence()
         self._topics: dict[str, str] = {}  # uri -> topic, checked once
         self._pending: dict[str, _Pending] = {}
-        self._deadlines = _Deadlines(self._loop, self._pending, self._expire)
+        self._deadlines = Deadlines(self._loop, self._pending, self._expire)
         self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
@@ -292,8 +229,6 @@ class Caller:
         """
         topic = topic or self.topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise invalid_argument("timeout must be positive")
         if _deadline.budget.get() is not None:  # called from a procedure that has a deadline
             timeout = _within_budget(uri, timeout)
         call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
@@ -333,14 +268,12 @@ class Caller:
             if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
                 self._pending.pop(call_id, None)
 
-    async def served(self, uri: str, timeout: float | None, *, refuse: bool = True) -> bool:
+    async def served(self, uri: str, *, refuse: bool = True) -> bool:
         """Not on the hot path: a topic the liveness cache does not know yet (one /stats read).
 
         Refuses (``timeout_error``, reason ``not_served``) a URI nothing serves; returns whether
         the deadline may be sent.
         """
-        if timeout is not None and not timeout > 0:  # bad input first, before asking nsqd anything
-            raise invalid_argument("timeout must be positive")
         deadline = await self._liveness.check(uri, self.topic_of(uri), refuse=refuse)
         if self._closed:
             raise session_state_error("the session is not open: it left while the call was being checked")
@@ -349,7 +282,7 @@ class Caller:
     async def sends_deadline(self, uri: str) -> bool:
         """For ``delay_call``: whether its deadline may be sent; never refuses."""
         deadline = self._served.get(self.topic_of(uri))
-        return deadline if deadline is not None else await self.served(uri, None, refuse=False)
+        return deadline if deadline is not None else await self.served(uri, refuse=False)
 
     def delay_timeout_ms(self, delay: float) -> int:
         """The deadline of a delayed invocation: its delay, then the session's default timeout."""
@@ -362,7 +295,7 @@ class Caller:
         topic = self.topic_of(uri)
         deadline = self._served.get(topic)
         if deadline is None:
-            deadline = await self.served(uri, timeout)
+            deadline = await self.served(uri)
         call_id, future = self._start(uri, payload, timeout, False, trace, deadline, topic)
         try:  # _wait inlined: one coroutine less per call
             reply: _wire.Reply = await future
@@ -379,7 +312,7 @@ class Caller:
         deadline = self._served.get(self.topic_of(uri))
         if deadline is None:
             try:
-                deadline = await self.served(uri, timeout)
+                deadline = await self.served(uri)
             except timeout_error:
                 return []  # nothing serves it: no reply can come
         replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, trace, deadline))

@@ -31,7 +31,8 @@ REFRESH_TOPICS = 64  # topics re-read per round, one small /stats?topic= each
 def not_served_error(uri: str, snapshot: Snapshot, waited: float | None = None) -> timeout_error:
     """The error for a URI nothing serves, with the closest live URI as a hint."""
     topic = _wire.RPC_PREFIX + uri
-    live = [t[len(_wire.RPC_PREFIX) :] for t, f in snapshot.topics.items() if f.served and not t.startswith(_INTERNAL)]
+    topics = snapshot.topics.items()
+    live = [t[len(_wire.RPC_PREFIX) :] for t, f in topics if f.served and not _wire.is_internal_topic(t)]
     # close as a whole and in its last word: "net.a.gone" is not a typo of "net.a.slow"
     last = uri.rsplit(".", 1)[-1]
     close = [
@@ -55,9 +56,6 @@ def not_served_error(uri: str, snapshot: Snapshot, waited: float | None = None) 
         reason=timeout_error.NOT_SERVED,
         facts={"nsqd": snapshot.read, "depth": facts.depth, "suggestion": close[0] if close else None},
     )
-
-
-_INTERNAL = (_wire.RPC_PREFIX + "_api_schema_.", _wire.RPC_PREFIX + "_reply_.")
 
 
 class Liveness:

@@ -2,8 +2,8 @@
 
 Each procedure is one NSQ subscription (``_rpc_.<uri>`` on an ephemeral channel, ``RPC`` by
 default), with ``max_concurrency`` invocations in flight; nsqd spreads invocations over the
-instances subscribed to the same channel. Invocations run as tasks; the reply is published on the
-invocation's ``reply_topic`` and only then is the invocation finished (FIN).
+instances subscribed to the same channel. What a started service holds, and how its invocations
+are run, answered and finished, is ``_invocations.Running``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ import asyncio
 import logging
 import os
 import socket
-import sys
-import time
-import traceback
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from types import EllipsisType
 from typing import Any, TypeVar
 
 from . import _deadline, _wire
 from ._checks import check_count, check_timeout
-from ._errors import InternalError, invalid_argument, rpc_error, session_state_error
-from ._nsq.consumer import Consumer, Message
+from ._errors import invalid_argument, session_state_error
+from ._invocations import Running
 from ._session import Almanet
 from ._validation import Signature, inspect_procedure
 
@@ -33,19 +30,6 @@ logger = logging.getLogger(__name__)
 
 DISCOVERY_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-if sys.version_info >= (3, 12):
-
-    def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """A task whose first step runs now, in the read callback, as a task: it has its own context
-        copy, is ``current_task()``, and ``asyncio.timeout()`` works in it. A procedure that does not
-        wait replies without a single loop iteration in between."""
-        return asyncio.Task(coro, loop=loop, eager_start=True)
-
-else:
-
-    def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return loop.create_task(coro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +56,6 @@ class Procedure:
             "return_json_schema": self.signature.result.schema(),
             "stale_after": self.stale_after,
         }
-
-
-@dataclass
-class _Running:
-    session: Almanet
-    loop: asyncio.AbstractEventLoop
-    consumers: list[Consumer] = field(default_factory=list)
-    # invocations running, with their NSQ message (TOUCHed while they run)
-    tasks: dict[asyncio.Task[None], Message] = field(default_factory=dict)
-    # replies published and not yet acknowledged by nsqd, by publish (one future serves all the
-    # replies of a tick): their invocations are finished (FIN) when the OK comes
-    replies: dict[asyncio.Future[None], list[tuple[Message, str]]] = field(default_factory=dict)
-    started_at: float = field(default_factory=time.time)
-    # reply topics already checked (bench/caches.py: ~300 ns an invocation saved)
-    reply_topics: set[str] = field(default_factory=set)
-    toucher: asyncio.TimerHandle | None = None
-    stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
 
 
 class Service:
@@ -125,7 +92,7 @@ class Service:
         self.drain_timeout = drain_timeout
         self.tags = tags
         self.procedures: dict[str, Procedure] = {}
-        self._running: _Running | None = None
+        self._running: Running | None = None
 
     # -- registry --------------------------------------------------------------------------------
 
@@ -196,14 +163,14 @@ class Service:
         options.update(session_options)
         session = Almanet(*(self.addresses if addresses is None else addresses), **options)
         await session.join()
-        running = self._running = _Running(session, asyncio.get_running_loop())
+        running = self._running = Running(session, asyncio.get_running_loop())
         try:
             for procedure in self.procedures.values():
                 running.consumers.append(
                     await session.broker.subscribe(
                         _wire.rpc_topic(procedure.uri),
                         _wire.channel_name(procedure.channel),
-                        lambda m, p=procedure: self._on_invocation(p, m),
+                        lambda m, p=procedure: running.on_invocation(p, m),
                         max_in_flight=self.max_concurrency,
                         low_latency=True,
                         advertise=_wire.DEADLINE_AGENT,
@@ -211,33 +178,23 @@ class Service:
                 )
             await self._start_discovery(running)
         except BaseException:
+            running.open = False
             self._running = None
             await session.leave()
             raise
-        self._keep_alive(running)
+        running.keep_alive()
         logger.info(
             "serving %s on %s (session %s)", ", ".join(self.procedures), ", ".join(session.addresses), session.id
         )
 
-    def _keep_alive(self, running: _Running) -> None:
-        """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
-
-        nsqd redelivers a message not finished within its msg-timeout (60 s by default): without
-        this, a long procedure would run twice. One timer serves every invocation in flight.
-        """
-        for message in running.tasks.values():
-            message.touch()
-        interval = min((c.msg_timeout for c in running.consumers), default=60.0) / 3
-        running.toucher = asyncio.get_running_loop().call_later(interval, self._keep_alive, running)
-
-    async def _start_discovery(self, running: _Running) -> None:
+    async def _start_discovery(self, running: Running) -> None:
         session = running.session
         client_reply = self._client_info(running)
         running.consumers.append(
             await session.broker.subscribe(
                 _wire.rpc_topic(_wire.CLIENT_DISCOVERY_URI),
                 _wire.channel_name(session.id),
-                lambda m: self._answer(m, {**client_reply, "stale": dict(running.stale)}),
+                lambda m: running.answer(m, {**client_reply, "stale": dict(running.stale)}),
                 max_in_flight=16,
                 low_latency=True,
                 advertise=_wire.DEADLINE_AGENT,
@@ -254,14 +211,14 @@ class Service:
                 await session.broker.subscribe(
                     topic,
                     _wire.channel_name(procedure.channel),
-                    lambda m, d=description: self._answer(m, d),
+                    lambda m, d=description: running.answer(m, d),
                     max_in_flight=16,
                     low_latency=True,
                     advertise=_wire.DEADLINE_AGENT,
                 )
             )
 
-    def _client_info(self, running: _Running) -> dict[str, Any]:
+    def _client_info(self, running: Running) -> dict[str, Any]:
         session = running.session
         return {
             "client": session.id,
@@ -274,117 +231,6 @@ class Service:
             "started_at": running.started_at,
             "procedures": [p.describe(session.id) for p in self.procedures.values()],
         }
-
-    def _answer(self, message: Message, payload: Any) -> None:
-        try:
-            invocation = _wire.decode_invocation(message.body)
-        except _wire.WireError as exc:
-            logger.warning("dropped a malformed discovery invocation: %s", exc)
-            message.finish()
-            return
-        self._reply(message, invocation, False, payload)
-
-    def _on_invocation(self, procedure: Procedure, message: Message) -> None:
-        running = self._running
-        if running is None:
-            message.requeue()
-            return
-        try:
-            invocation = _wire.decode_invocation(message.body, running.reply_topics)
-        except _wire.WireError as exc:
-            logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
-            message.finish()
-            return
-        expires, stale = _deadline.judge(message.timestamp, invocation.timeout_ms, procedure.stale_after, time.time())
-        if stale:  # its caller has given up: finished unrun and unanswered, counted, logged once
-            message.finish()
-            running.stale[procedure.uri] = running.stale.get(procedure.uri, 0) + 1
-            logger.warning("dropped a stale invocation of %s unrun: %s (call %s)", procedure.uri, stale, invocation.id)
-            return
-        # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
-        # current_task() and context variables as in any other task.
-        task = _start_task(running.loop, self._invoke(running, procedure, invocation, message, expires))
-        if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
-            running.tasks[task] = message
-            task.add_done_callback(lambda t: running.tasks.pop(t, None))
-
-    async def _invoke(
-        self,
-        running: _Running,
-        procedure: Procedure,
-        invocation: _wire.Invocation,
-        message: Message,
-        deadline: float | None = None,
-    ) -> None:
-        if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
-            _deadline.budget.set(deadline)
-        signature = procedure.signature
-        try:
-            args: tuple[Any, ...] = ()
-            if signature.takes_payload:
-                payload = signature.payload.validate(invocation.payload, "payload")
-                args = (running.session, payload) if signature.takes_session else (payload,)
-            result = await procedure.function(*args)
-            result = signature.result.to_json(signature.result.validate(result, "result", quote=False))
-            self._reply(message, invocation, False, result)
-        except rpc_error as error:
-            self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # the drain gave up on it: run it elsewhere
-                message.requeue()
-                raise
-            # raised by the procedure itself (say, an awaited future was cancelled): a failure
-            # of this invocation, answered like any other, never requeued to loop forever
-            self._log_failure(procedure, invocation)
-            self._internal_error(message, invocation)
-        except Exception:
-            self._log_failure(procedure, invocation)
-            self._internal_error(message, invocation)
-
-    @staticmethod
-    def _log_failure(procedure: Procedure, invocation: _wire.Invocation) -> None:
-        """One line that says where (file:line of the innermost frame) and what, then the traceback."""
-        error = sys.exc_info()[1]
-        frames = traceback.extract_tb(error.__traceback__) if error is not None else []
-        where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
-        what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
-        logger.exception("procedure %s failed on invocation %s%s: %s", procedure.uri, invocation.id, where, what)
-
-    def _internal_error(self, message: Message, invocation: _wire.Invocation) -> None:
-        payload = _wire.error_payload(InternalError.__name__, [f"internal error in the service (call {invocation.id})"])
-        self._reply(message, invocation, True, payload)
-
-    def _reply(self, message: Message, invocation: _wire.Invocation, is_error: bool, payload: Any) -> None:
-        running = self._running
-        try:
-            body = _wire.encode_reply(invocation.id, is_error, payload)
-        except _wire.WireError:
-            logger.exception("the reply to %s is not JSON-serializable", invocation.id)
-            self._internal_error(message, invocation)
-            return
-        if running is None:
-            message.finish()
-            return
-        # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
-        # replies there, and a reply sent elsewhere would land in a topic nobody reads.
-        published = running.session.broker.publish_nowait(invocation.reply_topic, body, prefer=message.address)
-        waiting = running.replies.get(published)
-        if waiting is None:
-            waiting = running.replies[published] = []
-            published.add_done_callback(lambda future: self._replies_sent(running, future))
-        waiting.append((message, invocation.id))
-
-    @staticmethod
-    def _replies_sent(running: _Running, published: asyncio.Future[None]) -> None:
-        """nsqd has the replies (or refused them): finish their invocations either way."""
-        sent = running.replies.pop(published, [])
-        for message, _ in sent:
-            message.finish()
-        error = None if published.cancelled() else published.exception()
-        if error is not None:
-            ids = ", ".join(call_id for _, call_id in sent[:3])
-            logger.error("could not publish %d replies (calls %s...): %s", len(sent), ids, error)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain: take no new invocations, let those in flight finish (bounded), then leave."""
@@ -419,6 +265,7 @@ class Service:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
+            running.open = False
             self._running = None
             await running.session.leave()
 

@@ -7,6 +7,9 @@ elsewhere (at-least-once), and it comes back through the same reconnect loop.
 
 Publishing uses nsqd's default output buffering: the OK replies are not latency-critical and
 buffering saves nsqd writes. Subscriptions that want low latency have their own connections.
+
+Over 400 lines on purpose: publishing, failover and healing share the live-connection table and
+the round robin; a cut would make those package API for the one other module that used them.
 """
 
 from __future__ import annotations

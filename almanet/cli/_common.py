@@ -21,7 +21,6 @@ __all__ = [
     "NsqdOption",
     "TimeoutOption",
     "check_uri",
-    "connection_options",
     "discover",
     "exit_on_errors",
     "fail",
@@ -131,13 +130,6 @@ def positive(value: float | None, option: str) -> float | None:
     if value is not None and not value > 0:
         fail(f"{option} must be a positive number of seconds", Exit.BAD_INPUT)
     return value
-
-
-def connection_options(settings: Any) -> Any:
-    """Connection options (connect timeout, TLS, AUTH) from the settings."""
-    from almanet._configure import connection_options as options
-
-    return options(settings)
 
 
 def session_options(settings: Any) -> dict[str, Any]:

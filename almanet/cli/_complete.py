@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
+from ._usage import text_argument
 
-from ._usage import TEXT
+if TYPE_CHECKING:
+    from almanet._config import Settings
 
 __all__ = ["COMPLETION_BUDGET", "TopicArgument", "TopicsArgument", "UriArgument", "complete_topic", "complete_uri"]
 
@@ -14,30 +16,38 @@ COMPLETION_BUDGET = 1.0  # seconds: a shell waiting for <TAB> must not hang on a
 
 
 def complete_uri(incomplete: str) -> list[str]:
-    """URIs served right now (discovery multicall) that start with ``incomplete``.
+    """URIs served right now (discovery multicall) that start with ``incomplete``."""
+    return _silently(_live_uris, incomplete)
 
-    Every failure yields no completions, silently: this runs inside the user's shell on <TAB>,
-    where an error line or a traceback would be printed into the command line being edited.
-    It is the one place the CLI swallows errors.
+
+def _silently(find: Callable[[str], Coroutine[Any, Any, list[str]]], incomplete: str) -> list[str]:
+    """``find(incomplete)`` within the budget; every failure yields no completions, silently.
+
+    This runs inside the user's shell on <TAB>, where an error line or a traceback would be
+    printed into the command line being edited. It is the one place the CLI swallows errors.
     """
     try:
         import asyncio
 
-        return asyncio.run(asyncio.wait_for(_live_uris(incomplete), COMPLETION_BUDGET))
+        return asyncio.run(asyncio.wait_for(find(incomplete), COMPLETION_BUDGET))
     except BaseException:  # see the docstring: completion never fails loudly
         return []
 
 
-async def _live_uris(incomplete: str) -> list[str]:
+def _settings() -> Settings:
+    """The user's settings, with half the budget at most to connect."""
     import dataclasses
 
     from almanet._config import load_settings
 
+    settings = load_settings()
+    return dataclasses.replace(settings, connect_timeout=min(settings.connect_timeout, COMPLETION_BUDGET / 2))
+
+
+async def _live_uris(incomplete: str) -> list[str]:
     from ._common import discover, open_session
 
-    settings = load_settings()
-    settings = dataclasses.replace(settings, connect_timeout=min(settings.connect_timeout, COMPLETION_BUDGET / 2))
-    session = await open_session(settings)
+    session = await open_session(_settings())
     async with session:
         instances = await discover(session, timeout=COMPLETION_BUDGET / 2)
     uris: set[str] = set().union(*(instance.uris for instance in instances))
@@ -45,16 +55,7 @@ async def _live_uris(incomplete: str) -> list[str]:
 
 
 # The URI argument of call, multicall and describe, completed with the live procedures.
-UriArgument = Annotated[
-    str,
-    typer.Argument(
-        metavar="URI",
-        click_type=TEXT,
-        help="Procedure URI, e.g. net.example.greeting.",
-        autocompletion=complete_uri,
-        show_default=False,
-    ),
-]
+UriArgument = Annotated[str, text_argument("URI", "Procedure URI, e.g. net.example.greeting.", complete_uri)]
 
 
 def complete_topic(incomplete: str) -> list[str]:
@@ -62,26 +63,17 @@ def complete_topic(incomplete: str) -> list[str]:
 
     Reply topics (``_rpc_._reply_.*``) never are; other RPC topics only once ``_`` is typed.
     """
-    try:
-        import asyncio
-
-        return asyncio.run(asyncio.wait_for(_topics(incomplete), COMPLETION_BUDGET))
-    except BaseException:  # as complete_uri: completion never fails loudly
-        return []
+    return _silently(_topics, incomplete)
 
 
 async def _topics(incomplete: str) -> list[str]:
     import asyncio
-    import dataclasses
 
-    from almanet._config import load_settings
     from almanet._nsq.http import NsqdHTTPClient
 
     from .services import nsqd_http_addresses
 
-    settings = load_settings()
-    settings = dataclasses.replace(settings, connect_timeout=min(settings.connect_timeout, COMPLETION_BUDGET / 2))
-    addresses, _ = await nsqd_http_addresses(settings)
+    addresses, _ = await nsqd_http_addresses(_settings())
     found = await asyncio.gather(
         *(NsqdHTTPClient(a, timeout=COMPLETION_BUDGET / 2).stats() for a in addresses), return_exceptions=True
     )
@@ -99,18 +91,5 @@ async def _topics(incomplete: str) -> list[str]:
 
 
 # produce's TOPIC and consume's TOPIC..., completed with the topics nsqd has.
-TopicArgument = Annotated[
-    str, typer.Argument(
-        metavar="TOPIC", click_type=TEXT, help="NSQ topic name.", autocompletion=complete_topic, show_default=False
-    )
-]
-TopicsArgument = Annotated[
-    list[str],
-    typer.Argument(
-        metavar="TOPIC...",
-        click_type=TEXT,
-        help="One or more NSQ topic names.",
-        autocompletion=complete_topic,
-        show_default=False,
-    ),
-]
+TopicArgument = Annotated[str, text_argument("TOPIC", "NSQ topic name.", complete_topic)]
+TopicsArgument = Annotated[list[str], text_argument("TOPIC...", "One or more NSQ topic names.", complete_topic)]

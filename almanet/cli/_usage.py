@@ -6,6 +6,7 @@ what to type instead. typer draws the usual box around it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from typer.core import TyperCommand
@@ -17,7 +18,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from typer._click.exceptions import UsageError  # type: ignore[no-redef]
     from typer._click.types import StringParamType  # type: ignore[no-redef]
 
-__all__ = ["HINTS", "TEXT", "HintedCommand", "hinted"]
+__all__ = ["HINTS", "TEXT", "HintedCommand", "hinted", "text_argument"]
 
 
 class _Text(StringParamType):
@@ -28,6 +29,13 @@ class _Text(StringParamType):
 
 
 TEXT = _Text()
+
+
+def text_argument(metavar: str, help: str, complete: Callable[[str], list[str]] | None = None) -> Any:
+    """A positional text argument as the CLI's usage lines show it: its placeholder only, no default."""
+    import typer
+
+    return typer.Argument(metavar=metavar, click_type=TEXT, help=help, autocompletion=complete, show_default=False)
 
 _LIVE = " (almanet services lists the live procedures)."
 _SECONDS = "Give a number of seconds, e.g. 2.5."

@@ -22,12 +22,10 @@ from ._common import (
 )
 from ._complete import UriArgument
 from ._output import Output, OutputOption, set_output
-from ._usage import TEXT, hinted
+from ._usage import hinted, text_argument
 
 PAYLOAD_HELP = "JSON payload, @file.json, or - for stdin (read from stdin too when omitted and stdin is piped)."
-PayloadArgument = Annotated[
-    str | None, typer.Argument(metavar="[PAYLOAD]", click_type=TEXT, help=PAYLOAD_HELP, show_default=False)
-]
+PayloadArgument = Annotated[str | None, text_argument("[PAYLOAD]", PAYLOAD_HELP)]
 VerboseOption = Annotated[
     bool,
     typer.Option(

@@ -57,11 +57,10 @@ async def _describe(settings: Any, uri: str, timeout: float) -> list[dict[str, A
         known: set[str] = set()
         legacy_channels: list[str] = []
         for instance in instances:
-            known.update(p.uri for p in instance.procedures)
+            known |= instance.uris
             found.extend(p.document for p in instance.procedures if p.uri == uri)
             if not instance.procedures:  # almanet 0.7.0: only "uri/channel" routes; ask the per-procedure topic
                 for route_uri, channel in instance.routes:
-                    known.add(route_uri)
                     if route_uri == uri and channel not in legacy_channels:
                         legacy_channels.append(channel)
         for channel in legacy_channels:

@@ -15,7 +15,7 @@ import typer
 from ._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, open_session, parse_json_argument, run
 from ._complete import TopicArgument
 from ._output import Output, OutputOption, set_output
-from ._usage import TEXT, hinted
+from ._usage import hinted, text_argument
 
 PROGRESS_THRESHOLD = 1000  # more messages than this, on a terminal: a progress bar on stderr
 
@@ -152,13 +152,7 @@ def parse_delimiter(text: str) -> bytes:
 def produce(
     topic: TopicArgument,
     message: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[MESSAGE]",
-            click_type=TEXT,
-            help="One JSON message, @file.json, or - (one message per line from stdin).",
-            show_default=False,
-        ),
+        str | None, text_argument("[MESSAGE]", "One JSON message, @file.json, or - (one message per line from stdin).")
     ] = None,
     file: Annotated[
         Path | None,

@@ -16,9 +16,7 @@ import typer
 
 from ._common import ConfigOption, Exit, NsqdOption, check_uri, exit_on_errors, fail, load, print_json, run
 from ._output import Output, OutputOption, set_output, wants_json
-from ._usage import TEXT, hinted
-
-_INTERNAL = ("_rpc_._api_schema_.", "_rpc_._reply_.")
+from ._usage import hinted, text_argument
 
 
 def register(app: typer.Typer) -> None:
@@ -59,32 +57,24 @@ def _plan_topic(entry: dict[str, Any], stale_only: bool) -> list[tuple[str, str 
 
 async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, str, str | None, int]], list[str]]:
     """Every step on every nsqd: (nsqd http, topic, action, channel, messages dropped), and errors."""
-    import asyncio
+    from almanet._nsq.http import request_json
+    from almanet._wire import RPC_PREFIX, is_internal_topic
 
-    from almanet._nsq.http import NSQHTTPError, request_json
-
-    from .services import nsqd_http_addresses
+    from .services import nsqd_http_addresses, read_every
 
     http, errors = await nsqd_http_addresses(settings)
     query = {"format": "json", "include_mem": "false", "include_clients": "false"}
     if uri is not None:
-        query["topic"] = "_rpc_." + uri
+        query["topic"] = RPC_PREFIX + uri
     path = "/stats?" + urllib.parse.urlencode(query)
-    results = await asyncio.gather(
-        *(request_json(a, path, timeout=settings.connect_timeout) for a in http), return_exceptions=True
-    )
+    found = await read_every(http, lambda a: request_json(a, path, timeout=settings.connect_timeout), errors)
     steps = []
-    for address, result in zip(http, results, strict=True):
-        if isinstance(result, NSQHTTPError):
-            errors.append(str(result))
-            continue
-        if isinstance(result, BaseException):
-            raise result
+    for address, result in found.items():
         for entry in result.get("topics") or []:
             topic = entry.get("topic_name") or ""
-            if not topic.startswith("_rpc_.") or topic.startswith(_INTERNAL):
+            if not topic.startswith(RPC_PREFIX) or is_internal_topic(topic):
                 continue
-            if uri is not None and topic != "_rpc_." + uri:
+            if uri is not None and topic != RPC_PREFIX + uri:
                 continue
             for action, channel, count in _plan_topic(entry, stale_only=uri is None):
                 steps.append((address, topic, action, channel, count))
@@ -127,15 +117,7 @@ def _describe(step: tuple[str, str, str, str | None, int]) -> str:
 
 
 def purge(
-    uri: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[URI]",
-            click_type=TEXT,
-            help="The procedure whose waiting invocations to drop.",
-            show_default=False,
-        ),
-    ] = None,
+    uri: Annotated[str | None, text_argument("[URI]", "The procedure whose waiting invocations to drop.")] = None,
     stale: Annotated[
         bool, typer.Option("--stale", help="Every RPC topic with a backlog and no subscriber, instead of URI.")
     ] = False,

@@ -11,7 +11,7 @@ import typer
 
 from ._common import ConfigOption, Exit, NsqdOption, fail, load
 from ._output import Output, OutputOption, set_output
-from ._usage import TEXT, hinted
+from ._usage import hinted, text_argument
 
 
 def register(app: typer.Typer) -> None:
@@ -96,13 +96,7 @@ def _panel(services: list[Any], addresses: tuple[str, ...], lookupd: tuple[str, 
 
 def serve(
     targets: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="MODULE:ATTR...",
-            click_type=TEXT,
-            help="MODULE:ATTR of a service (or of a list of services).",
-            show_default=False,
-        ),
+        list[str], text_argument("MODULE:ATTR...", "MODULE:ATTR of a service (or of a list of services).")
     ],
     log_level: Annotated[
         str, typer.Option("--log-level", "-l", metavar="LEVEL", help="debug, info, warning or error.")

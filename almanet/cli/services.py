@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, JsonOption, NsqdOption, exit_on_errors, fail, load, open_session, run
+from ._common import (
+    ConfigOption,
+    Exit,
+    JsonOption,
+    NsqdOption,
+    discover,
+    exit_on_errors,
+    fail,
+    load,
+    open_session,
+    run,
+)
 from ._output import Output, OutputOption, set_output, wants_json
 from ._usage import hinted
 
@@ -50,39 +62,41 @@ async def nsqd_http_addresses(settings: Any) -> tuple[list[str], list[str]]:
     return found, errors
 
 
+async def read_every(
+    addresses: list[str], read: Callable[[str], Awaitable[Any]], errors: list[str]
+) -> dict[str, Any]:
+    """``read(address)`` for every nsqd at once: what each answered; an HTTP failure goes to ``errors``."""
+    import asyncio
+
+    from almanet._nsq.http import NSQHTTPError
+
+    results = await asyncio.gather(*(read(a) for a in addresses), return_exceptions=True)
+    found: dict[str, Any] = {}
+    for address, result in zip(addresses, results, strict=True):
+        if isinstance(result, NSQHTTPError):
+            errors.append(str(result))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            found[address] = result
+    return found
+
+
 async def _gather(settings: Any, timeout: float) -> dict[str, Any]:
     session = await open_session(settings)
     async with session:
-        instances = await _discover(session, timeout)
+        instances = await discover(session, timeout)
     stats, errors = await nsqd_stats(settings)
     return build_report(instances, stats, errors)
 
 
 async def nsqd_stats(settings: Any) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """/stats of every nsqd (by HTTP address), and one error line per nsqd or lookupd that failed."""
-    import asyncio
-
-    from almanet._nsq.http import NsqdHTTPClient, NSQHTTPError
+    from almanet._nsq.http import NsqdHTTPClient
 
     http, errors = await nsqd_http_addresses(settings)
-    results = await asyncio.gather(
-        *(NsqdHTTPClient(a, timeout=settings.connect_timeout).stats() for a in http), return_exceptions=True
-    )
-    stats: dict[str, dict[str, Any]] = {}
-    for address, result in zip(http, results, strict=True):
-        if isinstance(result, NSQHTTPError):
-            errors.append(str(result))
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            stats[address] = result
+    stats = await read_every(http, lambda a: NsqdHTTPClient(a, timeout=settings.connect_timeout).stats(), errors)
     return stats, errors
-
-
-async def _discover(session: Any, timeout: float) -> list[Any]:
-    from ._common import discover
-
-    return await discover(session, timeout)
 
 
 def _topic_stats(stats: dict[str, Any], topic: str, channels: set[str] | None) -> dict[str, Any]:

@@ -12,15 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._processes import (
-        NsqCluster,
-        NsqdProcess,
-        NsqlookupdProcess,
-        kill_leftovers,
-        start_cluster,
-        start_nsqd,
-        start_nsqlookupd,
-    )
+    from ._cluster import NsqCluster, start_cluster
+    from ._processes import NsqdProcess, NsqlookupdProcess, kill_leftovers, start_nsqd, start_nsqlookupd
     from ._serving import Call, Expectation, Message, expect_call, expect_message, serving
     from ._tools import NsqProcessError, NsqToolNotFound, find_tool, install_dir
     from ._util import free_port, new_name, wait_until
@@ -29,7 +22,7 @@ _LAZY = {
     "Call": "._serving",
     "Expectation": "._serving",
     "Message": "._serving",
-    "NsqCluster": "._processes",
+    "NsqCluster": "._cluster",
     "NsqProcessError": "._tools",
     "NsqToolNotFound": "._tools",
     "NsqdProcess": "._processes",
@@ -42,7 +35,7 @@ _LAZY = {
     "kill_leftovers": "._processes",
     "new_name": "._util",
     "serving": "._serving",
-    "start_cluster": "._processes",
+    "start_cluster": "._cluster",
     "start_nsqd": "._processes",
     "start_nsqlookupd": "._processes",
     "wait_until": "._util",

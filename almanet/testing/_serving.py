@@ -25,7 +25,8 @@ import almanet
 
 from .._nsq.names import check_name
 from .._wire import WireError, channel_name, decode_invocation, rpc_topic
-from ._processes import NsqCluster, NsqdProcess
+from ._cluster import NsqCluster
+from ._processes import NsqdProcess
 
 __all__ = ["Call", "Expectation", "Message", "Target", "expect_call", "expect_message", "nsqds_of", "serving"]
 

@@ -23,7 +23,8 @@ import pytest
 if TYPE_CHECKING:
     import almanet
 
-    from ._processes import NsqCluster, NsqdProcess, NsqlookupdProcess
+    from ._cluster import NsqCluster
+    from ._processes import NsqdProcess, NsqlookupdProcess
     from ._serving import Call, Expectation, Message, Target
 
 try:
@@ -98,7 +99,7 @@ def nsqlookupd() -> Iterator[NsqlookupdProcess]:
 @pytest.fixture
 def nsq_cluster() -> Iterator[Callable[..., NsqCluster]]:
     """``nsq_cluster(n)``: n nsqd registered with a new nsqlookupd (``.lookupd``, ``.nsqds``)."""
-    from ._processes import start_cluster
+    from ._cluster import start_cluster
 
     with contextlib.ExitStack() as stack:
 

@@ -203,7 +203,8 @@ def test_completion_is_wired_to_call_and_describe() -> None:
 
 def test_connection_options_carry_tls_and_auth(runner: CliRunner, tmp_path: Path) -> None:
     from almanet._config import load_settings
-    from almanet.cli._common import connection_options, session_options
+    from almanet._configure import connection_options
+    from almanet.cli._common import session_options
 
     (tmp_path / "ca.pem").write_text("x")
     (tmp_path / "almanet.toml").write_text(

@@ -62,7 +62,7 @@ def test_with_two_nsqd_a_uri_served_on_either_is_not_refused_and_one_served_nowh
             joined(a.tcp_address, b.tcp_address, nsqd_http=(a.http_address, b.http_address)) as s,
         ):
             # the subscriber is on b only: not "nobody serves" (the call itself may queue on a)
-            assert await s._caller.served(f"{prepath}.greeting", None) is True
+            assert await s._caller.served(f"{prepath}.greeting") is True
             with pytest.raises(almanet.timeout_error) as caught:
                 await s.call(f"{prepath}.nobody", timeout=30)
             assert caught.value.reason == "not_served"

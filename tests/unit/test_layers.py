@@ -42,6 +42,7 @@ RANKS: dict[str, int] = {
     # L3 session: the Broker (connections) under the Caller (RPC) and Subscription, under the facade
     "almanet._broker": 3,
     "almanet._caller": 3,
+    "almanet._expiry": 3,
     "almanet._subscription": 3,
     "almanet._session": 3,
     "almanet._brokerstats": 3,
@@ -54,6 +55,7 @@ RANKS: dict[str, int] = {
     # L4 service
     "almanet._validation": 4,
     "almanet._service": 4,
+    "almanet._invocations": 4,
     "almanet._serving": 4,
     # the public facade, then the CLI on top of everything
     "almanet": 5,
@@ -61,6 +63,7 @@ RANKS: dict[str, int] = {
     "almanet.testing._util": 1,
     "almanet.testing._tools": 1,
     "almanet.testing._processes": 1,
+    "almanet.testing._cluster": 1,
     "almanet.testing._serving": 5,
     "almanet.testing.plugin": 5,
     "almanet.testing": 5,
