@@ -16,6 +16,7 @@ from typing import Any
 from . import _deadline, _wire
 from ._broker import Broker, translate_nsq_error
 from ._brokerstats import StatsReader
+from ._deadline import budget as _budget
 from ._errors import invalid_argument, rpc_error, session_state_error, timeout_error
 from ._expiry import Deadlines
 from ._forensics import Autopsies
@@ -100,17 +101,14 @@ class Caller:
         self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
+        # the reply topic is subscribed: a call can be published at once (a plain attribute, read per call)
+        self.replies_ready = False
         stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
         self._liveness = Liveness(stats, fail_fast=fail_fast)
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
         self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found
         self._closed = False
 
-    @property
-    def replies_ready(self) -> bool:
-        """The reply topic is subscribed: a call can be published at once."""
-        ready = self._replies_ready
-        return ready is not None and ready.done()
 
     async def ensure_replies(self) -> None:
         """Subscribe the reply topic once; concurrent first calls share that one attempt.
@@ -141,6 +139,7 @@ class Caller:
                     ready.exception()  # retrieved: the raise below reports it
                     raise
                 ready.set_result(None)
+                self.replies_ready = True
                 return
             if ready.done():
                 return
@@ -229,7 +228,7 @@ class Caller:
         """
         topic = topic or self.topic_of(uri)
         timeout = self.default_timeout if timeout is None else timeout
-        if _deadline.budget.get() is not None:  # called from a procedure that has a deadline
+        if _budget.get() is not None:  # called from a procedure that has a deadline
             timeout = _within_budget(uri, timeout)
         call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
         future: asyncio.Future[Any] = self._loop.create_future()

@@ -10,6 +10,7 @@ ephemeral topic of its own), so nothing it made outlives it inside nsqd.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -186,9 +187,15 @@ class Almanet:
         procedure, ``timeout`` is capped by what is left of the invocation's own deadline.
         ``trace`` (diagnostics, ``almanet call -v``) is filled with the topics and timings.
         """
-        self._require_open()
+        if self._state != "open":
+            self._require_open()
         if timeout is not None:
-            timeout = check_timeout(timeout)
+            # the common int or float inline (what check_timeout accepts, bools and NaN aside)
+            kind = type(timeout)
+            if (kind is int or kind is float) and 0 < timeout < math.inf:
+                timeout = float(timeout)
+            else:
+                timeout = check_timeout(timeout)
         caller = self._caller
         if not caller.replies_ready:
             await caller.ensure_replies()
