@@ -287,20 +287,29 @@ class Caller:
         """The deadline of a delayed invocation: its delay, then the session's default timeout."""
         return int((delay + self.default_timeout) * 1000)
 
-    async def call(
+    def start_call(
         self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
-    ) -> CallResult[Any]:
-        """One reply; the reply subscription must be ready (``ensure_replies``)."""
+    ) -> tuple[str, asyncio.Future[Any]] | None:
+        """``call`` without its coroutine: the call sent, or None when the URI's liveness is not
+        known yet (then ``await call``). The session awaits the future itself, so a call pays one
+        coroutine, not two, on each of its steps."""
         topic = self.topic_of(uri)
         deadline = self._served.get(topic)
         if deadline is None:
-            deadline = await self.served(uri)
-        call_id, future = self._start(uri, payload, timeout, False, trace, deadline, topic)
-        try:  # _wait inlined: one coroutine less per call
-            reply: _wire.Reply = await future
-        finally:
-            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
-                self._pending.pop(call_id, None)
+            return None
+        return self._start(uri, payload, timeout, False, trace, deadline, topic)
+
+    def forget(self, call_id: str) -> None:
+        """A call its caller stopped waiting for (cancelled): dropped now, not at its deadline."""
+        self._pending.pop(call_id, None)
+
+    async def call(
+        self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
+    ) -> CallResult[Any]:
+        """One reply, for a URI ``start_call`` could not send at once; the reply subscription must be
+        ready (``ensure_replies``)."""
+        deadline = await self.served(uri)
+        reply: _wire.Reply = await self._wait(*self._start(uri, payload, timeout, False, trace, deadline))
         if reply.is_error:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)

@@ -200,7 +200,18 @@ class Almanet:
         if not caller.replies_ready:
             await caller.ensure_replies()
             self._require_open()  # it may have left meanwhile
-        return await caller.call(uri, payload, timeout, trace)
+        started = caller.start_call(uri, payload, timeout, trace)
+        if started is None:  # a URI seen for the first time: its liveness is read first
+            return await caller.call(uri, payload, timeout, trace)
+        call_id, future = started
+        try:
+            reply = await future
+        finally:
+            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+                caller.forget(call_id)
+        if reply.is_error:
+            raise remote_error(reply.payload)
+        return CallResult(reply.call_id, reply.payload)
 
     async def multicall(
         self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
