@@ -1,6 +1,6 @@
 """``Caller``: a session's calls in flight — ids, pending replies, deadlines, the reply subscription.
 
-A call is registered as pending and published in one synchronous step (``_start``), so a tick's
+A call is registered as pending and published in one synchronous step (``start``), so a tick's
 invocations leave in one MPUB, in the order they were made, and a reply can never come before
 its call is known. One watcher serves each published batch; one timer serves every deadline.
 """
@@ -98,6 +98,7 @@ class Caller:
         self._topics: dict[str, str] = {}  # uri -> topic, checked once
         self._pending: dict[str, _Pending] = {}
         self._deadlines = Deadlines(self._loop, self._pending, self._expire)
+        self._publish = broker.publisher()  # the producer's own publish_nowait: no frame of the broker's
         self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
@@ -212,21 +213,26 @@ class Caller:
         self.broker.check_size(body, "the payload")
         return call_id, body
 
-    def _start(
+    def start(
         self,
         uri: str,
         payload: Any,
         timeout: float | None,
-        multi: bool,
+        multi: bool = False,
         trace: CallTrace | None = None,
-        deadline: bool = False,
-        topic: str = "",
-    ) -> tuple[str, asyncio.Future[Any]]:
+        deadline: bool | None = None,
+    ) -> tuple[str, asyncio.Future[Any]] | None:
         """Register the call and publish it, with no await in between (wire order, one MPUB a tick).
 
-        ``deadline``: every subscriber understands the deadline extension, so it is sent.
+        ``deadline``: every subscriber understands the deadline extension, so it is sent; None asks
+        the liveness cache, and a URI it does not know yet is not sent (None is returned: ``await
+        call``, which reads it). The session awaits the future itself: one coroutine per call.
         """
-        topic = topic or self.topic_of(uri)
+        topic = self.topic_of(uri)
+        if deadline is None:
+            deadline = self._served.get(topic)
+            if deadline is None:
+                return None
         timeout = self.default_timeout if timeout is None else timeout
         if _budget.get() is not None:  # called from a procedure that has a deadline
             timeout = _within_budget(uri, timeout)
@@ -236,7 +242,7 @@ class Caller:
         self._deadlines.add(timeout, call_id)
         if trace is not None:
             trace.started(call_id, topic, self.reply_topic)
-        published = self.broker.publish_nowait(topic, body)
+        published = self._publish(topic, body)
         if trace is not None:
             published.add_done_callback(trace.on_published)
         # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
@@ -287,17 +293,12 @@ class Caller:
         """The deadline of a delayed invocation: its delay, then the session's default timeout."""
         return int((delay + self.default_timeout) * 1000)
 
-    def start_call(
-        self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
-    ) -> tuple[str, asyncio.Future[Any]] | None:
-        """``call`` without its coroutine: the call sent, or None when the URI's liveness is not
-        known yet (then ``await call``). The session awaits the future itself, so a call pays one
-        coroutine, not two, on each of its steps."""
-        topic = self.topic_of(uri)
-        deadline = self._served.get(topic)
-        if deadline is None:
-            return None
-        return self._start(uri, payload, timeout, False, trace, deadline, topic)
+    def _sent(
+        self, uri: str, payload: Any, timeout: float | None, multi: bool, trace: CallTrace | None, deadline: bool
+    ) -> tuple[str, asyncio.Future[Any]]:
+        started = self.start(uri, payload, timeout, multi, trace, deadline)
+        assert started is not None  # with ``deadline`` given, a call is always sent
+        return started
 
     def forget(self, call_id: str) -> None:
         """A call its caller stopped waiting for (cancelled): dropped now, not at its deadline."""
@@ -306,10 +307,10 @@ class Caller:
     async def call(
         self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
     ) -> CallResult[Any]:
-        """One reply, for a URI ``start_call`` could not send at once; the reply subscription must be
+        """One reply, for a URI ``start`` could not send at once; the reply subscription must be
         ready (``ensure_replies``)."""
         deadline = await self.served(uri)
-        reply: _wire.Reply = await self._wait(*self._start(uri, payload, timeout, False, trace, deadline))
+        reply: _wire.Reply = await self._wait(*self._sent(uri, payload, timeout, False, trace, deadline))
         if reply.is_error:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
@@ -323,7 +324,7 @@ class Caller:
                 deadline = await self.served(uri)
             except timeout_error:
                 return []  # nothing serves it: no reply can come
-        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, trace, deadline))
+        replies: list[_wire.Reply] = await self._wait(*self._sent(uri, payload, timeout, True, trace, deadline))
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
     def close(self) -> None:

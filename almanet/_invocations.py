@@ -69,7 +69,7 @@ class Running:
 
     def __post_init__(self) -> None:
         self.start_task = _task_starter(self.loop)
-        self.publish = self.session.broker.publish_nowait  # bound once, not looked up per reply
+        self.publish = self.session.broker.publisher()  # the producer's own: no frame of the broker's
 
     def keep_alive(self) -> None:
         """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.

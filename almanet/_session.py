@@ -200,7 +200,7 @@ class Almanet:
         if not caller.replies_ready:
             await caller.ensure_replies()
             self._require_open()  # it may have left meanwhile
-        started = caller.start_call(uri, payload, timeout, trace)
+        started = caller.start(uri, payload, timeout, False, trace)
         if started is None:  # a URI seen for the first time: its liveness is read first
             return await caller.call(uri, payload, timeout, trace)
         call_id, future = started
