@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _deadline, _wire
+from ._deadline import budget as _budget
 from ._errors import InternalError, rpc_error
 from ._nsq.consumer import Consumer, Message
 from ._session import Almanet
@@ -118,7 +119,7 @@ class Running:
         if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
             tasks = self.tasks
             tasks[task] = message
-            task.add_done_callback(lambda t: tasks.pop(t, None))
+            task.add_done_callback(tasks.pop)  # only this removes it: dict.pop, no Python frame
 
     async def _invoke(
         self,
@@ -128,7 +129,7 @@ class Running:
         deadline: float | None = None,
     ) -> None:
         if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
-            _deadline.budget.set(deadline)
+            _budget.set(deadline)
         signature = procedure.signature
         try:
             args: tuple[Any, ...] = ()
