@@ -232,6 +232,11 @@ class Broker:
         """
         return self._producer.publish_nowait(topic, body, prefer=prefer)  # type: ignore[union-attr]
 
+    def publisher(self) -> Callable[..., asyncio.Future[None]]:
+        """``publish_nowait`` without this layer's frame, for a per-call path; after ``start()``."""
+        assert self._producer is not None, "the broker is not started"
+        return self._producer.publish_nowait
+
     def publish_each(self, topic: str, body: bytes) -> asyncio.Future[None]:
         """This message's own future, failing with a ``broker_error``; no task per message."""
         return self._producer.publish_each(topic, body, _produce_failed)  # type: ignore[union-attr]

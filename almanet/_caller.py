@@ -1,6 +1,6 @@
 """``Caller``: a session's calls in flight — ids, pending replies, deadlines, the reply subscription.
 
-A call is registered as pending and published in one synchronous step (``_start``), so a tick's
+A call is registered as pending and published in one synchronous step (``start``), so a tick's
 invocations leave in one MPUB, in the order they were made, and a reply can never come before
 its call is known. One watcher serves each published batch; one timer serves every deadline.
 """
@@ -16,6 +16,7 @@ from typing import Any
 from . import _deadline, _wire
 from ._broker import Broker, translate_nsq_error
 from ._brokerstats import StatsReader
+from ._deadline import budget as _budget
 from ._errors import invalid_argument, rpc_error, session_state_error, timeout_error
 from ._expiry import Deadlines
 from ._forensics import Autopsies
@@ -97,20 +98,18 @@ class Caller:
         self._topics: dict[str, str] = {}  # uri -> topic, checked once
         self._pending: dict[str, _Pending] = {}
         self._deadlines = Deadlines(self._loop, self._pending, self._expire)
+        self._publish = broker.publisher()  # the producer's own publish_nowait: no frame of the broker's
         self._publishing: dict[asyncio.Future[None], list[str]] = {}  # invocations awaiting nsqd's OK
         self._replies: Consumer | None = None
         self._replies_ready: asyncio.Future[None] | None = None
+        # the reply topic is subscribed: a call can be published at once (a plain attribute, read per call)
+        self.replies_ready = False
         stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
         self._liveness = Liveness(stats, fail_fast=fail_fast)
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
         self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found
         self._closed = False
 
-    @property
-    def replies_ready(self) -> bool:
-        """The reply topic is subscribed: a call can be published at once."""
-        ready = self._replies_ready
-        return ready is not None and ready.done()
 
     async def ensure_replies(self) -> None:
         """Subscribe the reply topic once; concurrent first calls share that one attempt.
@@ -141,6 +140,7 @@ class Caller:
                     ready.exception()  # retrieved: the raise below reports it
                     raise
                 ready.set_result(None)
+                self.replies_ready = True
                 return
             if ready.done():
                 return
@@ -213,23 +213,28 @@ class Caller:
         self.broker.check_size(body, "the payload")
         return call_id, body
 
-    def _start(
+    def start(
         self,
         uri: str,
         payload: Any,
         timeout: float | None,
-        multi: bool,
+        multi: bool = False,
         trace: CallTrace | None = None,
-        deadline: bool = False,
-        topic: str = "",
-    ) -> tuple[str, asyncio.Future[Any]]:
+        deadline: bool | None = None,
+    ) -> tuple[str, asyncio.Future[Any]] | None:
         """Register the call and publish it, with no await in between (wire order, one MPUB a tick).
 
-        ``deadline``: every subscriber understands the deadline extension, so it is sent.
+        ``deadline``: every subscriber understands the deadline extension, so it is sent; None asks
+        the liveness cache, and a URI it does not know yet is not sent (None is returned: ``await
+        call``, which reads it). The session awaits the future itself: one coroutine per call.
         """
-        topic = topic or self.topic_of(uri)
+        topic = self.topic_of(uri)
+        if deadline is None:
+            deadline = self._served.get(topic)
+            if deadline is None:
+                return None
         timeout = self.default_timeout if timeout is None else timeout
-        if _deadline.budget.get() is not None:  # called from a procedure that has a deadline
+        if _budget.get() is not None:  # called from a procedure that has a deadline
             timeout = _within_budget(uri, timeout)
         call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
         future: asyncio.Future[Any] = self._loop.create_future()
@@ -237,7 +242,7 @@ class Caller:
         self._deadlines.add(timeout, call_id)
         if trace is not None:
             trace.started(call_id, topic, self.reply_topic)
-        published = self.broker.publish_nowait(topic, body)
+        published = self._publish(topic, body)
         if trace is not None:
             published.add_done_callback(trace.on_published)
         # One watcher per publish, not per call: a tick's invocations share one MPUB and its OK.
@@ -288,20 +293,24 @@ class Caller:
         """The deadline of a delayed invocation: its delay, then the session's default timeout."""
         return int((delay + self.default_timeout) * 1000)
 
+    def _sent(
+        self, uri: str, payload: Any, timeout: float | None, multi: bool, trace: CallTrace | None, deadline: bool
+    ) -> tuple[str, asyncio.Future[Any]]:
+        started = self.start(uri, payload, timeout, multi, trace, deadline)
+        assert started is not None  # with ``deadline`` given, a call is always sent
+        return started
+
+    def forget(self, call_id: str) -> None:
+        """A call its caller stopped waiting for (cancelled): dropped now, not at its deadline."""
+        self._pending.pop(call_id, None)
+
     async def call(
         self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
     ) -> CallResult[Any]:
-        """One reply; the reply subscription must be ready (``ensure_replies``)."""
-        topic = self.topic_of(uri)
-        deadline = self._served.get(topic)
-        if deadline is None:
-            deadline = await self.served(uri)
-        call_id, future = self._start(uri, payload, timeout, False, trace, deadline, topic)
-        try:  # _wait inlined: one coroutine less per call
-            reply: _wire.Reply = await future
-        finally:
-            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
-                self._pending.pop(call_id, None)
+        """One reply, for a URI ``start`` could not send at once; the reply subscription must be
+        ready (``ensure_replies``)."""
+        deadline = await self.served(uri)
+        reply: _wire.Reply = await self._wait(*self._sent(uri, payload, timeout, False, trace, deadline))
         if reply.is_error:
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
@@ -315,7 +324,7 @@ class Caller:
                 deadline = await self.served(uri)
             except timeout_error:
                 return []  # nothing serves it: no reply can come
-        replies: list[_wire.Reply] = await self._wait(*self._start(uri, payload, timeout, True, trace, deadline))
+        replies: list[_wire.Reply] = await self._wait(*self._sent(uri, payload, timeout, True, trace, deadline))
         return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
 
     def close(self) -> None:

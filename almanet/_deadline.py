@@ -62,6 +62,10 @@ def judge(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, 
     The budget is the caller's deadline (None without one); the reason is "" for a fresh
     invocation, else a phrase for the log line: its age and the rule it broke.
     """
+    if timeout_ms is not None:  # the common case first, without expiry()'s call and tuple
+        budget = timestamp_ns / 1e9 + timeout_ms / 1000
+        if now <= budget:
+            return budget, ""
     expires, rule = expiry(timestamp_ns, timeout_ms, stale_after)
     budget = expires if rule == "deadline" else None
     if expires is None or now <= expires:

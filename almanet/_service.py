@@ -9,6 +9,7 @@ are run, answered and finished, is ``_invocations.Running``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -170,7 +171,7 @@ class Service:
                     await session.broker.subscribe(
                         _wire.rpc_topic(procedure.uri),
                         _wire.channel_name(procedure.channel),
-                        lambda m, p=procedure: running.on_invocation(p, m),
+                        functools.partial(running.on_invocation, procedure),  # no frame of its own
                         max_in_flight=self.max_concurrency,
                         low_latency=True,
                         advertise=_wire.DEADLINE_AGENT,

@@ -10,6 +10,7 @@ ephemeral topic of its own), so nothing it made outlives it inside nsqd.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -186,14 +187,31 @@ class Almanet:
         procedure, ``timeout`` is capped by what is left of the invocation's own deadline.
         ``trace`` (diagnostics, ``almanet call -v``) is filled with the topics and timings.
         """
-        self._require_open()
+        if self._state != "open":
+            self._require_open()
         if timeout is not None:
-            timeout = check_timeout(timeout)
+            # the common int or float inline (what check_timeout accepts, bools and NaN aside)
+            kind = type(timeout)
+            if (kind is int or kind is float) and 0 < timeout < math.inf:
+                timeout = float(timeout)
+            else:
+                timeout = check_timeout(timeout)
         caller = self._caller
         if not caller.replies_ready:
             await caller.ensure_replies()
             self._require_open()  # it may have left meanwhile
-        return await caller.call(uri, payload, timeout, trace)
+        started = caller.start(uri, payload, timeout, False, trace)
+        if started is None:  # a URI seen for the first time: its liveness is read first
+            return await caller.call(uri, payload, timeout, trace)
+        call_id, future = started
+        try:
+            reply = await future
+        finally:
+            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+                caller.forget(call_id)
+        if reply.is_error:
+            raise remote_error(reply.payload)
+        return CallResult(reply.call_id, reply.payload)
 
     async def multicall(
         self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 class Message:
     """A delivered message; ``finish``/``requeue`` answer nsqd once, later calls do nothing."""
 
-    __slots__ = ("_connection", "_consumer", "attempts", "body", "id", "responded", "timestamp")
+    __slots__ = ("_connection", "_consumer", "address", "attempts", "body", "id", "responded", "timestamp")
 
     def __init__(self, frame: codec.MessageFrame, connection: Connection, consumer: Consumer) -> None:
         self.id = frame.id
@@ -35,11 +35,9 @@ class Message:
         self.responded = False
         self._connection = connection
         self._consumer = consumer
-
-    @property
-    def address(self) -> str:
-        """The nsqd that delivered it (``host:port``): where a reply to it is best published."""
-        return self._connection.address
+        # the nsqd that delivered it (``host:port``): where a reply to it is best published; an
+        # attribute, not a property, since every reply a service sends reads it
+        self.address = connection.address
 
     def finish(self) -> None:
         if self.responded:

@@ -80,6 +80,9 @@ class Producer:
     def _live(self) -> Connection | None:
         """A connected nsqd, round robin, or None; no I/O."""
         n = len(self.addresses)
+        if n == 1:  # the usual single nsqd: no round robin to keep
+            connection = self._connections.get(self.addresses[0])
+            return connection if connection is not None and not connection.closed else None
         for i in range(n):
             address = self.addresses[(self._next + i) % n]
             connection = self._connections.get(address)
