@@ -9,7 +9,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._errors import (
+    from ._calling.models import CallResult, ConsumedMessage
+    from ._calling.session import Almanet
+    from ._calling.subscription import Subscription
+    from ._nsq.options import ConnectionOptions, TLSOptions
+    from ._runner import run
+    from ._serving.service import Procedure, Service
+    from ._wire.errors import (
         InternalError,
         ValidationError,
         almanet_error,
@@ -20,32 +26,26 @@ if TYPE_CHECKING:
         session_state_error,
         timeout_error,
     )
-    from ._models import CallResult, ConsumedMessage
-    from ._nsq.options import ConnectionOptions, TLSOptions
-    from ._runner import run
-    from ._service import Procedure, Service
-    from ._session import Almanet
-    from ._subscription import Subscription
 
 # Names are imported on first use, so that `almanet --help` does not pay for pydantic and asyncio.
 _LAZY = {
-    "InternalError": "._errors",
-    "ValidationError": "._errors",
-    "almanet_error": "._errors",
-    "broker_error": "._errors",
-    "config_error": "._errors",
-    "invalid_argument": "._errors",
-    "rpc_error": "._errors",
-    "session_state_error": "._errors",
-    "timeout_error": "._errors",
-    "CallResult": "._models",
+    "InternalError": "._wire.errors",
+    "ValidationError": "._wire.errors",
+    "almanet_error": "._wire.errors",
+    "broker_error": "._wire.errors",
+    "config_error": "._wire.errors",
+    "invalid_argument": "._wire.errors",
+    "rpc_error": "._wire.errors",
+    "session_state_error": "._wire.errors",
+    "timeout_error": "._wire.errors",
+    "CallResult": "._calling.models",
     "ConnectionOptions": "._nsq.options",
     "TLSOptions": "._nsq.options",
-    "ConsumedMessage": "._models",
-    "Procedure": "._service",
-    "Service": "._service",
-    "Almanet": "._session",
-    "Subscription": "._subscription",
+    "ConsumedMessage": "._calling.models",
+    "Procedure": "._serving.service",
+    "Service": "._serving.service",
+    "Almanet": "._calling.session",
+    "Subscription": "._calling.subscription",
     "run": "._runner",
 }
 
@@ -92,13 +92,13 @@ __version__ = "0.8.0.dev0"
 
 def new_session(*addresses: str, **options: Any) -> Almanet:
     """A session on the nsqd at ``addresses`` (``localhost:4150`` when none); join it with ``async with``."""
-    from ._session import Almanet
+    from ._calling.session import Almanet
 
     return Almanet(*addresses, **options)
 
 
 def new_service(*addresses: str, prepath: str = "", **options: Any) -> Service:
     """A service whose procedures are registered with ``@service.procedure`` and run by ``serve()``."""
-    from ._service import Service
+    from ._serving.service import Service
 
     return Service(*addresses, prepath=prepath, **options)

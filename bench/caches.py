@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import pydantic
 
-from almanet import _wire
 from almanet._nsq.names import check_name
-from almanet._validation import TypeCheck
+from almanet._wire import protocol as _wire
+from almanet._wire.validation import TypeCheck
 
 REPEAT = 7
 NUMBER = 200_000

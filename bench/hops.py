@@ -34,11 +34,17 @@ ALMANET_LEGS = [
     ("whole call", "call_start", "resumed"),
 ]
 FLOOR_LEGS = [
-    ("caller: before PUB → service handler starts (write, nsqd, read loop, goroutine hop)",
-     "call_start", "handler_start"),
+    (
+        "caller: before PUB → service handler starts (write, nsqd, read loop, goroutine hop)",
+        "call_start",
+        "handler_start",
+    ),
     ("service: handler (decode, encode) until Publish", "handler_start", "before_publish"),
-    ("service: Publish → reply in the caller's handler (write, nsqd, read loop, goroutine hop)",
-     "before_publish", "c_handler"),
+    (
+        "service: Publish → reply in the caller's handler (write, nsqd, read loop, goroutine hop)",
+        "before_publish",
+        "c_handler",
+    ),
     ("service: Publish until nsqd's OK (the handler waits for it, then FIN)", "before_publish", "after_publish"),
     ("caller: reply handler → caller goroutine resumes (not in the floor's latency)", "c_handler", "resumed"),
     ("floor's latency: before PUB → reply in handler", "call_start", "c_handler"),
@@ -82,8 +88,9 @@ def floor_rows(caller: list[list[int]], service: list[list[int]]) -> list[dict[s
     return join(calls, invocations, "call_start", "handler_start", "c_handler")
 
 
-def join(calls: list[dict[str, int]], invocations: list[dict[str, int]], after: str, key: str,
-         before: str) -> list[dict[str, int]]:
+def join(
+    calls: list[dict[str, int]], invocations: list[dict[str, int]], after: str, key: str, before: str
+) -> list[dict[str, int]]:
     """Each call with the one invocation whose ``key`` stamp falls between its ``after`` and ``before``."""
     invocations.sort(key=lambda r: r[key])
     starts = [r[key] for r in invocations]
@@ -126,8 +133,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("-n", type=int, default=2000, help="sequential calls per repetition (after 200 warm-up)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                        help="almanet again with these settings, as in run.py (PYTHON=..., environment variables)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="almanet again with these settings, as in run.py (PYTHON=..., environment variables)",
+    )
     parser.add_argument("--no-floor", action="store_true", help="almanet (and its variants) only")
     args = parser.parse_args()
     for spec in args.variant:

@@ -47,6 +47,8 @@ def roles(impl: str) -> list[str]:
 def env_of(impl: str) -> dict[str, str] | None:
     extra = VARIANTS.get(impl, ("", {}))[1]
     return {**os.environ, **extra} if extra else None
+
+
 FLOOR = ROOT / ".tools" / "bin" / "almanet-bench-floor"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -82,8 +84,9 @@ class Proc:
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.argv = argv
-        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                      env=env)
+        self.popen = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
+        )
 
     def wait_line(self, marker: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -130,10 +133,31 @@ def serve_argv(impl: str, nsqd: str, uri: str, http: str = "") -> list[str]:
 def call_argv(impl: str, nsqd: str, uri: str, n: int, concurrency: int, http: str = "") -> list[str]:
     if impl != "floor":
         http_args = ("--nsqd-http", http) if http else ()
-        return [*roles(impl), "call", "--nsqd", nsqd, "--uri", uri, "-n", str(n), "--concurrency", str(concurrency),
-                *http_args]
-    return [str(FLOOR), "call", "-nsqd", nsqd, "-uri-topic", f"_rpc_.{uri}", "-n", str(n),
-            "-concurrency", str(concurrency)]
+        return [
+            *roles(impl),
+            "call",
+            "--nsqd",
+            nsqd,
+            "--uri",
+            uri,
+            "-n",
+            str(n),
+            "--concurrency",
+            str(concurrency),
+            *http_args,
+        ]
+    return [
+        str(FLOOR),
+        "call",
+        "-nsqd",
+        nsqd,
+        "-uri-topic",
+        f"_rpc_.{uri}",
+        "-n",
+        str(n),
+        "-concurrency",
+        str(concurrency),
+    ]
 
 
 def rpc(impl: str, nsqd: NsqdProcess, n: int, concurrency: int) -> dict[str, Any]:
@@ -167,8 +191,9 @@ def stream(impl: str, nsqd: NsqdProcess, n: int, window: int = 0) -> dict[str, A
     (the floor keeps as many PublishAsync in flight); else 200 publishers each await their own."""
     topic = f"bench_s_{uuid.uuid4().hex[:8]}"
     if impl != "floor":
-        consumer = Proc([*roles(impl), "consume", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)],
-                        env_of(impl))
+        consumer = Proc(
+            [*roles(impl), "consume", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)], env_of(impl)
+        )
         producer_argv = [*roles(impl), "produce", "--nsqd", nsqd.tcp_address, "--topic", topic, "-n", str(n)]
         if window:
             producer_argv += ["--window", str(window)]
@@ -257,8 +282,9 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     nsqd_version = subprocess.run([tool_path("nsqd"), "--version"], capture_output=True, text=True).stdout.strip()
-    go_version = subprocess.run([shutil.which("go") or "/usr/local/go/bin/go", "version"],
-                                capture_output=True, text=True).stdout.strip()
+    go_version = subprocess.run(
+        [shutil.which("go") or "/usr/local/go/bin/go", "version"], capture_output=True, text=True
+    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -302,8 +328,7 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the table: metric, almanet median (min-max), floor median, ratio, target, met."""
     rows: list[dict[str, Any]] = []
 
-    def add(workload: str, metric: str, key: str, target: str, better: str, limit: float | None,
-            unit: str) -> None:
+    def add(workload: str, metric: str, key: str, target: str, better: str, limit: float | None, unit: str) -> None:
         if workload not in raw:
             return
         a = summarize([r[key] for r in raw[workload]["almanet"]])
@@ -312,8 +337,18 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
         met = None
         if limit is not None and ratio is not None:
             met = ratio <= limit if better == "lower" else ratio >= limit
-        rows.append({"workload": workload, "metric": metric, "unit": unit, "almanet": a, "floor": f,
-                     "ratio": ratio, "target": target, "met": met})
+        rows.append(
+            {
+                "workload": workload,
+                "metric": metric,
+                "unit": unit,
+                "almanet": a,
+                "floor": f,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+            }
+        )
 
     add("a_sequential", "sequential p50", "p50_us", "≤ 1.0×", "lower", 1.0, "µs")
     add("a_sequential", "sequential p90", "p90_us", "", "lower", None, "µs")
@@ -324,8 +359,7 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
         add("b_concurrent", f"{who} CPU per call", f"{who}_cpu_us_per_call", "", "lower", None, "µs")
     add("c_stream", "produce → consume", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0, "msgs/s")
     add("c_stream", "produce alone", "produce_msgs_per_s", "", "higher", None, "msgs/s")
-    add("f_gather", "produce → consume, gather(1,000 produce())", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0,
-        "msgs/s")
+    add("f_gather", "produce → consume, gather(1,000 produce())", "e2e_msgs_per_s", "≥ 1.0×", "higher", 1.0, "msgs/s")
     add("f_gather", "produce alone, gather(1,000 produce())", "produce_msgs_per_s", "", "higher", None, "msgs/s")
     for workload in ("c_stream", "f_gather"):
         add(workload, "messages missing", "missing", "0", "lower", None, "")
@@ -333,31 +367,53 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
     if "d_mpub" in raw and rows:
         rows[-1]["met"] = rows[-1]["almanet"]["median"] >= 100_000
     if "b_concurrent" in raw:
-        for who, key_w, key_a in (("caller", "rss_after_warmup_kib", "rss_after_kib"),
-                                  ("service", "service_rss_after_warmup_kib", "service_rss_after_kib")):
+        for who, key_w, key_a in (
+            ("caller", "rss_after_warmup_kib", "rss_after_kib"),
+            ("service", "service_rss_after_warmup_kib", "service_rss_after_kib"),
+        ):
             growth = [r[key_a] / r[key_w] - 1 for r in raw["b_concurrent"]["almanet"]]
             summary = summarize([g * 100 for g in growth])
-            rows.append({"workload": "b_concurrent", "metric": f"{who} RSS growth after (b)", "unit": "%",
-                         "almanet": summary, "floor": None, "ratio": None, "target": "≤ 10%",
-                         "met": summary["median"] <= 10})
+            rows.append(
+                {
+                    "workload": "b_concurrent",
+                    "metric": f"{who} RSS growth after (b)",
+                    "unit": "%",
+                    "almanet": summary,
+                    "floor": None,
+                    "ratio": None,
+                    "target": "≤ 10%",
+                    "met": summary["median"] <= 10,
+                }
+            )
     if "e_startup" in raw:
         s = raw["e_startup"]["almanet"][0]
         base = s["typer_minimal_help"]
         for name, limit in (("almanet_help", 1.2), ("almanet_call", 1.6)):
             ratio = s[name]["median_ms"] / base["median_ms"]
-            rows.append({"workload": "e_startup", "metric": f"{name} vs minimal typer --help", "unit": "ms",
-                         "almanet": {"median": s[name]["median_ms"], "min": s[name]["min_ms"],
-                                     "max": s[name]["max_ms"]},
-                         "floor": {"median": base["median_ms"], "min": base["min_ms"], "max": base["max_ms"]},
-                         "ratio": ratio, "target": f"≤ {limit}×", "met": ratio <= limit})
+            rows.append(
+                {
+                    "workload": "e_startup",
+                    "metric": f"{name} vs minimal typer --help",
+                    "unit": "ms",
+                    "almanet": {"median": s[name]["median_ms"], "min": s[name]["min_ms"], "max": s[name]["max_ms"]},
+                    "floor": {"median": base["median_ms"], "min": base["min_ms"], "max": base["max_ms"]},
+                    "ratio": ratio,
+                    "target": f"≤ {limit}×",
+                    "met": ratio <= limit,
+                }
+            )
     return rows
 
 
 def variants_table(raw: dict[str, Any]) -> str:
     """Each --variant against almanet as it is, workload by workload (medians, min-max)."""
-    metrics = {"a_sequential": ("p50_us", "p99_us"), "b_concurrent": ("calls_per_s", "service_cpu_us_per_call",
-               "caller_cpu_us_per_call"), "c_stream": ("e2e_msgs_per_s", "produce_msgs_per_s"),
-               "f_gather": ("e2e_msgs_per_s", "produce_msgs_per_s"), "d_mpub": ("msgs_per_s",)}
+    metrics = {
+        "a_sequential": ("p50_us", "p99_us"),
+        "b_concurrent": ("calls_per_s", "service_cpu_us_per_call", "caller_cpu_us_per_call"),
+        "c_stream": ("e2e_msgs_per_s", "produce_msgs_per_s"),
+        "f_gather": ("e2e_msgs_per_s", "produce_msgs_per_s"),
+        "d_mpub": ("msgs_per_s",),
+    }
     impls = ["almanet", *VARIANTS, "floor"]
     lines = ["", "| workload | metric | " + " | ".join(impls) + " |", "|---|---|" + "---|" * len(impls)]
     for workload, keys in metrics.items():
@@ -419,9 +475,14 @@ def main() -> None:
     parser.add_argument("--mpub-messages", type=int, default=1_000_000)
     parser.add_argument("--startup-runs", type=int, default=20)
     parser.add_argument("--only", default="", help="workload letters to run, e.g. 'ab' (default: all)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                        help="run almanet again with these settings, interleaved: PYTHON=<venv python> picks the"
-                             " interpreter, other keys are environment variables (e.g. asyncio:ALMANET_LOOP=asyncio)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="run almanet again with these settings, interleaved: PYTHON=<venv python> picks the"
+        " interpreter, other keys are environment variables (e.g. asyncio:ALMANET_LOOP=asyncio)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not update RESULTS.md")
     parser.add_argument("--table", default="", help="the RESULTS.md block to rewrite (make bench PYTHON=... sets it)")
     args = parser.parse_args()
@@ -430,8 +491,12 @@ def main() -> None:
         env = dict(item.split("=", 1) for item in settings.split(",") if item)
         VARIANTS[name] = (env.pop("PYTHON", PYTHON), env)
     build_floor()
-    meta = {"time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-            "repetitions": args.repetitions, "args": vars(args)}
+    meta = {
+        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "repetitions": args.repetitions,
+        "args": vars(args),
+    }
     raw = run_workloads(args)
     rows = figures(raw)
     print(table(rows, meta))

@@ -137,18 +137,14 @@ def run_cli(
     )
 
 
-def wait_for_service(
-    almanet: str, service: subprocess.Popen[bytes], env: dict[str, str], log_path: Path
-) -> None:
+def wait_for_service(almanet: str, service: subprocess.Popen[bytes], env: dict[str, str], log_path: Path) -> None:
     """Poll a real call until it succeeds: proves the service is subscribed, not just started."""
     probe = ["call", PROCEDURE, '"Aidar"', "--timeout", "2"]
     deadline = time.monotonic() + READY_TIMEOUT
     last = ""
     while True:
         if service.poll() is not None:
-            raise SystemExit(
-                f"demo: `almanet serve` exited with code {service.returncode}:\n{tail(log_path)}"
-            )
+            raise SystemExit(f"demo: `almanet serve` exited with code {service.returncode}:\n{tail(log_path)}")
         try:
             result = run_cli(almanet, probe, env, timeout=10)
             if result.returncode == 0 and EXPECTED in result.stdout:

@@ -22,11 +22,9 @@ from .errors import (
     NON_FATAL_ERROR_CODES,
     NSQConnectionError,
     NSQErrorResponse,
-    NSQSettingError,
     ProtocolError,
-    template_text,
 )
-from .handshake import handshake, tls_required_error
+from .handshake import handshake, not_nsq_error, tls_required_error
 from .options import ConnectionOptions
 
 if TYPE_CHECKING:
@@ -171,7 +169,7 @@ class Connection(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
-            self._abort(self._not_nsq(data) or exc)
+            self._abort(not_nsq_error(self.address, data) or exc)
             return
         for frame in frames:
             if type(frame) is codec.MessageFrame:
@@ -189,19 +187,6 @@ class Connection(asyncio.Protocol):
                     logger.warning("unexpected response from %s: %r", self.address, frame.data[:80])
             else:
                 self._on_error_frame(NSQErrorResponse.from_frame(frame.data))
-
-    def _not_nsq(self, data: bytes) -> NSQSettingError | None:
-        """Name the likely mistake when the peer is an HTTP server (nsqd's HTTP port, say), not nsqd's TCP port."""
-        if not data.startswith(b"HTTP/"):
-            return None
-        address = Address.parse(self.address)
-        below = Address(address.host, address.port - 1)
-        guess = f"usually the HTTP port - 1, here {below}; " if address.port > 1 else ""
-        return NSQSettingError(
-            f"{template_text(self.address)} answers HTTP: it is an HTTP port, not nsqd's TCP port"
-            f" ({template_text(guess)}4150 by default): fix {{address}}{{where}}",
-            setting="address",
-        )
 
     def _on_error_frame(self, response: NSQErrorResponse) -> None:
         if response.code in NON_FATAL_ERROR_CODES:

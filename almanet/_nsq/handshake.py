@@ -8,23 +8,42 @@ OpenSSL's failures are told apart by their type and verify code, not by their te
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
 from . import codec
+from .address import Address
 from .errors import NSQErrorResponse, NSQHandshakeError, NSQSettingError, ProtocolError, template_text
-from .options import TLSOptions
+from .options import ConnectionOptions, TLSOptions
 
 if TYPE_CHECKING:
     import ssl
 
-    from .connection import Connection
+__all__ = ["HandshakeStream", "handshake", "not_nsq_error", "tls_required_error"]
 
-__all__ = ["handshake", "tls_required_error"]
+
+class HandshakeStream(Protocol):
+    """What the handshake needs of a connection; ``connection.Connection`` is one.
+
+    Owned here, below the connection, so that the connection imports the handshake and not the
+    other way round.
+    """
+
+    address: str
+    options: ConnectionOptions
+    server_settings: dict[str, object]
+
+    def send_raw(self, data: bytes) -> None: ...
+
+    def request(self, command: bytes) -> asyncio.Future[bytes]: ...
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +55,7 @@ _CLIENT_CERT_ALERTS = frozenset(
 )
 
 
-async def handshake(connection: Connection) -> None:
+async def handshake(connection: HandshakeStream) -> None:
     """Identify, upgrade to TLS and authenticate, in the order nsqd expects; bounded by the caller."""
     options = connection.options
     connection.send_raw(codec.MAGIC_V2)
@@ -62,7 +81,7 @@ async def handshake(connection: Connection) -> None:
         logger.warning("nsqd at %s does not ask for AUTH; the configured secret is not sent", connection.address)
 
 
-async def _authenticate(connection: Connection) -> None:
+async def _authenticate(connection: HandshakeStream) -> None:
     """AUTH with the configured secret; nsqd asks its --auth-http-address server about it."""
     secret = connection.options.auth_secret
     address = template_text(connection.address)
@@ -88,10 +107,8 @@ async def _authenticate(connection: Connection) -> None:
         logger.debug("nsqd at %s: AUTH as %s", connection.address, orjson.loads(reply))
 
 
-async def _upgrade(connection: Connection, tls: TLSOptions) -> None:
+async def _upgrade(connection: HandshakeStream, tls: TLSOptions) -> None:
     import ssl
-
-    from .address import Address
 
     context = _tls_context(tls, connection.address)
     try:
@@ -169,3 +186,20 @@ def _tls_context(tls: TLSOptions, address: str) -> ssl.SSLContext:
             setting=setting,
         ) from None
     return context
+
+
+def not_nsq_error(address: str, data: bytes) -> NSQSettingError | None:
+    """Name the likely mistake when the peer is an HTTP server (nsqd's HTTP port, say), not nsqd's TCP port.
+
+    Here rather than in the connection: it reads the first bytes a peer sends, once.
+    """
+    if not data.startswith(b"HTTP/"):
+        return None
+    parsed = Address.parse(address)
+    below = Address(parsed.host, parsed.port - 1)
+    guess = f"usually the HTTP port - 1, here {below}; " if parsed.port > 1 else ""
+    return NSQSettingError(
+        f"{template_text(address)} answers HTTP: it is an HTTP port, not nsqd's TCP port"
+        f" ({template_text(guess)}4150 by default): fix {{address}}{{where}}",
+        setting="address",
+    )

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from . import codec
 from .backoff import ReconnectPolicy
+from .bulk import publish_batches
 from .connection import Connection
 from .errors import NSQConnectionError, NSQError
 from .options import ConnectionOptions
@@ -410,47 +411,13 @@ class Producer:
         A single message over nsqd's limit is refused by nsqd with E_BAD_MESSAGE; callers check
         sizes first so nothing is half-sent because of one bad message.
         """
-        semaphore = asyncio.Semaphore(max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
-        failures: list[BaseException] = []
 
         async def send(batch: codec.MessageBatch) -> None:
-            try:
-                await self._with_failover(lambda c: c.publish_batch(topic, batch))
-                if progress is not None:
-                    progress(batch.count)
-            except BaseException as exc:
-                failures.append(exc)
-            finally:
-                semaphore.release()
+            await self._with_failover(lambda c: c.publish_batch(topic, batch))
 
-        def dispatch(batch: codec.MessageBatch) -> None:
-            task = asyncio.ensure_future(send(batch))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-        try:
-            batch = codec.MessageBatch()
-            for body in bodies:
-                if batch.count and batch.size + 4 + len(body) > max_batch_bytes:
-                    await semaphore.acquire()
-                    if failures:
-                        break
-                    dispatch(batch)
-                    batch = codec.MessageBatch()
-                batch.add(body)
-            else:
-                if batch.count:
-                    await semaphore.acquire()
-                    dispatch(batch)
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        if failures:
-            raise failures[0]
+        await publish_batches(
+            send, bodies, max_batch_bytes=max_batch_bytes, max_in_flight=max_in_flight, progress=progress
+        )
 
     async def close(self) -> None:
         self._closed = True

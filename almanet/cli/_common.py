@@ -107,8 +107,8 @@ def fail(message: str, code: Exit, *, label: str = "error", **fields: Any) -> No
 
 def load(config: Path | None, nsqd: list[str] | None = None) -> Any:
     """The settings in effect, or exit 2 with the config error."""
-    from almanet._config import load_settings
-    from almanet._errors import config_error
+    from almanet._settings.config import load_settings
+    from almanet._wire.errors import config_error
 
     try:
         return load_settings(config, overrides={"nsq.nsqd": nsqd or None})
@@ -118,7 +118,7 @@ def load(config: Path | None, nsqd: list[str] | None = None) -> Any:
 
 def check_uri(uri: str) -> str:
     """A procedure URI, or exit 2 before anything is sent."""
-    from almanet._wire import check_uri as _check
+    from almanet._wire.protocol import check_uri as _check
 
     try:
         return _check(uri)
@@ -134,7 +134,7 @@ def positive(value: float | None, option: str) -> float | None:
 
 def session_options(settings: Any) -> dict[str, Any]:
     """Keyword arguments for ``almanet.new_session`` / ``Service.start`` from the settings."""
-    from almanet._configure import session_options as options
+    from almanet._settings.configure import session_options as options
 
     return options(settings)
 
@@ -148,7 +148,7 @@ async def open_session(settings: Any) -> Any:
 
 async def discover(session: Any, timeout: float) -> list[Any]:
     """The live service instances (``_wire.Instance``), from the ``_api_schema_.client`` multicall."""
-    from almanet._wire import CLIENT_DISCOVERY_URI, decode_discovery
+    from almanet._wire.protocol import CLIENT_DISCOVERY_URI, decode_discovery
 
     replies = await session.multicall(CLIENT_DISCOVERY_URI, None, timeout=timeout)
     found = [i for i in (decode_discovery(getattr(r, "payload", None)) for r in replies) if i is not None]
@@ -157,12 +157,10 @@ async def discover(session: Any, timeout: float) -> list[Any]:
 
 
 @contextlib.contextmanager
-def exit_on_errors(
-    *, timeout_message: str = "no service answered within the timeout", **fields: Any
-) -> Iterator[None]:
+def exit_on_errors(*, timeout_message: str = "no service answered within the timeout", **fields: Any) -> Iterator[None]:
     """Domain errors → one line on stderr and the documented exit code (``fields`` go into JSON errors)."""
-    from almanet._errors import almanet_error, broker_error, config_error, invalid_argument
     from almanet._nsq.errors import NSQHTTPError  # defined with the other client errors: no HTTP import
+    from almanet._wire.errors import almanet_error, broker_error, config_error, invalid_argument
 
     try:
         yield

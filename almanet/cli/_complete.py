@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from ._usage import text_argument
 
 if TYPE_CHECKING:
-    from almanet._config import Settings
+    from almanet._settings.config import Settings
 
 __all__ = ["COMPLETION_BUDGET", "TopicArgument", "TopicsArgument", "UriArgument", "complete_topic", "complete_uri"]
 
@@ -38,7 +38,7 @@ def _settings() -> Settings:
     """The user's settings, with half the budget at most to connect."""
     import dataclasses
 
-    from almanet._config import load_settings
+    from almanet._settings.config import load_settings
 
     settings = load_settings()
     return dataclasses.replace(settings, connect_timeout=min(settings.connect_timeout, COMPLETION_BUDGET / 2))
@@ -84,7 +84,7 @@ async def _topics(incomplete: str) -> list[str]:
         for t in stats.get("topics") or []
         if isinstance(t, dict) and t.get("topic_name")
     }
-    from almanet._wire import REPLY_PREFIX
+    from almanet._wire.protocol import REPLY_PREFIX
 
     hidden = (REPLY_PREFIX,) if incomplete.startswith("_") else ("_",)
     return sorted(n for n in names if n.startswith(incomplete) and not n.startswith(hidden))

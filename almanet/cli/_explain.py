@@ -16,7 +16,7 @@ __all__ = ["Timeline", "explain", "print_explain", "print_trace", "run_traced", 
 
 def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, Any]:
     """The exact invocation a call would publish, with a fresh session and call id; nothing is sent."""
-    from almanet import _wire
+    from almanet._wire import protocol as _wire
 
     from ._common import Exit, fail
 
@@ -94,7 +94,7 @@ class Timeline:
     def __init__(self) -> None:
         import time
 
-        from almanet._trace import CallTrace
+        from almanet._calling.trace import CallTrace
 
         self.start = time.monotonic()
         self.joined: float | None = None

@@ -37,6 +37,7 @@ def text_argument(metavar: str, help: str, complete: Callable[[str], list[str]] 
 
     return typer.Argument(metavar=metavar, click_type=TEXT, help=help, autocompletion=complete, show_default=False)
 
+
 _LIVE = " (almanet services lists the live procedures)."
 _SECONDS = "Give a number of seconds, e.g. 2.5."
 # (command, parameter name) -> the fix; "*" matches every command.

@@ -86,7 +86,7 @@ def call(
         show_explain(uri, value, settings, multi=False)
         return
     seconds = timeout or settings.call_timeout
-    from almanet._errors import rpc_error
+    from almanet._wire.errors import rpc_error
 
     marks = timeline(verbose)
     with exit_on_errors(timeout_message=f"no service answered {uri} within {seconds:g}s (is one serving it?)", uri=uri):

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         help=(
             "Print the completion script for SHELL (default: the current shell), or install it with --install."
             " Completes commands, options, live procedure URIs (call, multicall, describe) and topic names"
-            " from nsqd's /stats (produce, consume). E.g. eval \"$(almanet completion bash)\"."
+            ' from nsqd\'s /stats (produce, consume). E.g. eval "$(almanet completion bash)".'
         ),
         **hinted(),
     )(completion)

@@ -48,7 +48,7 @@ class NotServed(Exception):
 
 async def _describe(settings: Any, uri: str, timeout: float) -> list[dict[str, Any]]:
     """One description per (channel, schema) serving ``uri``."""
-    from almanet._wire import describe_uri
+    from almanet._wire.protocol import describe_uri
 
     session = await open_session(settings)
     async with session:

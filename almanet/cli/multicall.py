@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
 def reply_item(reply: Any) -> Any:
     """A successful reply's payload, or ``{"error": name, "args": [...]}``."""
-    from almanet._errors import rpc_error
+    from almanet._wire.errors import rpc_error
 
     if isinstance(reply, rpc_error):
         return {"error": reply.name, "args": list(reply.args)}

@@ -119,7 +119,7 @@ async def _paced(session: Any, topic: str, bodies: list[bytes], rate: float, pro
     """``--rate``: message i leaves at start + i/rate; what falls due together goes as one batch."""
     import asyncio
 
-    from almanet._errors import invalid_argument
+    from almanet._wire.errors import invalid_argument
 
     limit = session.max_message_size
     for number, body in enumerate(bodies):  # all checked before the first is sent, as produce_many does

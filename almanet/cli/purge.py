@@ -58,7 +58,7 @@ def _plan_topic(entry: dict[str, Any], stale_only: bool) -> list[tuple[str, str 
 async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, str, str | None, int]], list[str]]:
     """Every step on every nsqd: (nsqd http, topic, action, channel, messages dropped), and errors."""
     from almanet._nsq.http import request_json
-    from almanet._wire import RPC_PREFIX, is_internal_topic
+    from almanet._wire.protocol import RPC_PREFIX, is_internal_topic
 
     from .services import nsqd_http_addresses, read_every
 

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def resolve_target(target: str) -> list[Any]:
     """``module:attr`` → the services it names; every failure names the fix, exit 2."""
-    from almanet._service import Service
+    from almanet._serving.service import Service
 
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
@@ -114,7 +114,7 @@ def serve(
     if not any(s.procedures for s in services):
         fail("the services have no procedures to serve", Exit.BAD_INPUT)
     settings = load(config, nsqd)
-    from almanet._configure import serve_addresses
+    from almanet._settings.configure import serve_addresses
 
     from ._common import exit_on_errors, session_options
 
@@ -122,7 +122,7 @@ def serve(
     addresses = serve_addresses(settings, options)
     lookupd = options.get("lookupd", services[0].lookupd)
     shown = addresses if addresses is not None else services[0].addresses
-    from almanet._serving import serve_until_signal
+    from almanet._serving.process import serve_until_signal
 
     def started() -> None:  # only once joined and subscribed: "serving" is then true
         _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd, output is Output.json)

@@ -62,9 +62,7 @@ async def nsqd_http_addresses(settings: Any) -> tuple[list[str], list[str]]:
     return found, errors
 
 
-async def read_every(
-    addresses: list[str], read: Callable[[str], Awaitable[Any]], errors: list[str]
-) -> dict[str, Any]:
+async def read_every(addresses: list[str], read: Callable[[str], Awaitable[Any]], errors: list[str]) -> dict[str, Any]:
     """``read(address)`` for every nsqd at once: what each answered; an HTTP failure goes to ``errors``."""
     import asyncio
 
@@ -122,7 +120,7 @@ def _topic_stats(stats: dict[str, Any], topic: str, channels: set[str] | None) -
 
 def build_report(instances: list[Any], stats: dict[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
     """Instances (``_wire.Instance``) + per-procedure nsqd numbers; pure, so it is tested without processes."""
-    from almanet._wire import DEFAULT_CHANNEL, RPC_PREFIX, channel_name, is_internal_topic
+    from almanet._wire.protocol import DEFAULT_CHANNEL, RPC_PREFIX, channel_name, is_internal_topic
 
     now = time.time()
     procedures: dict[tuple[str, str], dict[str, Any]] = {}

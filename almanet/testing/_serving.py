@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 import almanet
 
 from .._nsq.names import check_name
-from .._wire import WireError, channel_name, decode_invocation, rpc_topic
+from .._wire.protocol import WireError, channel_name, decode_invocation, rpc_topic
 from ._cluster import NsqCluster
 from ._processes import NsqdProcess
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from almanet import _wire
+from almanet._wire import protocol as _wire
 from tests.cli.conftest import almanet, nsq_env, start, stop
 from tests.cli.test_processes import served  # noqa: F401 - the module's served service
 from tests.support.nsqproc import NsqdProcess, tool_path, wait_until

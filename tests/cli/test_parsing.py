@@ -202,8 +202,8 @@ def test_completion_is_wired_to_call_and_describe() -> None:
 
 
 def test_connection_options_carry_tls_and_auth(runner: CliRunner, tmp_path: Path) -> None:
-    from almanet._config import load_settings
-    from almanet._configure import connection_options
+    from almanet._settings.config import load_settings
+    from almanet._settings.configure import connection_options
     from almanet.cli._common import session_options
 
     (tmp_path / "ca.pem").write_text("x")
@@ -226,8 +226,8 @@ def test_connection_options_carry_tls_and_auth(runner: CliRunner, tmp_path: Path
 
 
 def test_multicall_reply_items() -> None:
-    from almanet._errors import rpc_error
-    from almanet._models import CallResult
+    from almanet._calling.models import CallResult
+    from almanet._wire.errors import rpc_error
     from almanet.cli.multicall import reply_item
 
     assert reply_item(CallResult("id", {"a": 1})) == {"a": 1}

@@ -157,7 +157,7 @@ def test_quoting_hint_names_what_was_typed(runner: CliRunner) -> None:
 
 
 def test_explain_needs_no_broker_and_uses_the_wire_functions(runner: CliRunner) -> None:
-    from almanet import _wire
+    from almanet._wire import protocol as _wire
 
     result = runner.invoke(app, ["call", "net.example.greeting", '"Bob"', "--explain"])
     assert result.exit_code == 0, result.stderr  # the dead nsqd was never dialled
@@ -209,7 +209,7 @@ def test_consume_option_checks(runner: CliRunner) -> None:
 
 
 def test_consume_lines() -> None:
-    from almanet._models import ConsumedMessage
+    from almanet._calling.models import ConsumedMessage
     from almanet.cli.consume import message_line
 
     class Frame:

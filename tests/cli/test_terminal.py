@@ -80,7 +80,7 @@ class Terminal:
     def run(self, command: str, timeout: float = 15) -> str:
         """Run ``command`` to its end; the screen output between its start and the marker."""
         marker = uuid.uuid4().hex[:8]
-        self.type(f"{command}; echo \"done-{marker} $?\"")
+        self.type(f'{command}; echo "done-{marker} $?"')
         screen = self.wait_for(rf"done-{marker} \d+", timeout, colours=True)
         return screen
 

@@ -14,9 +14,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from almanet import _wire
 from almanet._nsq import codec
 from almanet._nsq.errors import ProtocolError
+from almanet._wire import protocol as _wire
 
 SOAK = os.environ.get("ALMANET_SOAK", "") not in ("", "0")
 FUZZ = settings(max_examples=5000 if SOAK else 300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

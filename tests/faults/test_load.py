@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import almanet
-from almanet import _wire
+from almanet._wire import protocol as _wire
 from tests.faults._instances import CHANNEL, TOPIC, instances
 from tests.integration._aio import joined, run
 from tests.support.nsqproc import NsqdProcess

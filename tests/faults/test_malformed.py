@@ -81,8 +81,11 @@ def test_malformed_invocations_are_dropped_and_the_service_keeps_serving(
                 def settled() -> bool:
                     # one more than sent: the reply that went to the procedure's own topic, dropped too
                     channel = nsqd.channel_stats(topic, "RPC#ephemeral")
-                    return bool(channel) and channel["message_count"] == len(bodies) + 1 and channel["depth"] == 0 and (
-                        channel["in_flight_count"] == 0
+                    return (
+                        bool(channel)
+                        and channel["message_count"] == len(bodies) + 1
+                        and channel["depth"] == 0
+                        and (channel["in_flight_count"] == 0)
                     )
 
                 await wait_for_async(settled, 15, message="the service did not settle every invocation")

@@ -78,7 +78,7 @@ def test_serve_with_the_broker_down_never_says_serving(tmp_path: Path) -> None:
 
 
 def test_services_without_stats_says_unknown() -> None:
-    from almanet._wire import decode_discovery
+    from almanet._wire.protocol import decode_discovery
     from almanet.cli.services import build_report
 
     instance = decode_discovery(

@@ -15,7 +15,7 @@ import pydantic
 import pytest
 
 import almanet
-from almanet._validation import TypeCheck
+from almanet._wire.validation import TypeCheck
 from tests.integration._aio import joined, run, serving
 from tests.support.nsqproc import NsqdProcess
 
@@ -63,9 +63,7 @@ def _assert_clean(text: str) -> None:
 
 
 @pytest.mark.parametrize("procedure", ["count", "account", "crash"])
-def test_a_failing_procedure_leaks_nothing(
-    nsqd: NsqdProcess, unique_name: Callable[..., str], procedure: str
-) -> None:
+def test_a_failing_procedure_leaks_nothing(nsqd: NsqdProcess, unique_name: Callable[..., str], procedure: str) -> None:
     service = _service(unique_name("leak"), (nsqd.tcp_address,))
 
     async def scenario() -> almanet.rpc_error:
@@ -96,8 +94,14 @@ def test_the_callers_own_payload_may_be_quoted_back(nsqd: NsqdProcess, unique_na
 
 @pytest.mark.parametrize(
     ("annotation", "value"),
-    [(int, SECRET), (str, [SECRET]), (float, {"k": SECRET}), (Account, {"id": SECRET, "owner": SECRET}),
-     (list[int], [1, SECRET]), (Account, {"id": 1, "owner": SECRET})],
+    [
+        (int, SECRET),
+        (str, [SECRET]),
+        (float, {"k": SECRET}),
+        (Account, {"id": SECRET, "owner": SECRET}),
+        (list[int], [1, SECRET]),
+        (Account, {"id": 1, "owner": SECRET}),
+    ],
 )
 def test_a_bad_result_is_described_by_type_only(annotation: Any, value: Any) -> None:
     with pytest.raises(almanet.ValidationError) as failed:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 import almanet
-from almanet import _wire
-from almanet._trace import CallTrace
+from almanet._calling.trace import CallTrace
+from almanet._wire import protocol as _wire
 from tests.integration._aio import joined, run, serving
 from tests.support.nsqproc import NsqdProcess
 

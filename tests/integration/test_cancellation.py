@@ -34,9 +34,7 @@ def _reply_clients(nsqd: NsqdProcess, session_id: str) -> int:
     )
 
 
-def test_cancelling_one_first_call_does_not_cancel_another(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_cancelling_one_first_call_does_not_cancel_another(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     uri = f"{unique_name('nobody')}.call"
 
     async def scenario() -> None:

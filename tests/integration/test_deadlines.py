@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import almanet
-from almanet import _deadline
+from almanet._wire import deadline as _deadline
 from tests.integration._aio import joined, run, serving, wait_for_async
 from tests.interop._nsqtools import tail, to_nsq
 from tests.support.nsqproc import NsqdProcess

@@ -162,8 +162,10 @@ def test_stop_drains_an_invocation_in_flight(nsqd: NsqdProcess, unique_name: Cal
             service.session  # noqa: B018 - the service has left
         await wait_for_async(
             lambda: asyncio.to_thread(
-                lambda: all(service_id not in c for cs in nsqd.topics().values() for c in cs)
-                and _channel(nsqd, f"_rpc_.{uri}", "RPC#ephemeral") is None
+                lambda: (
+                    all(service_id not in c for cs in nsqd.topics().values() for c in cs)
+                    and _channel(nsqd, f"_rpc_.{uri}", "RPC#ephemeral") is None
+                )
             ),
             timeout=5,
             message="the service's channels gone",
@@ -177,9 +179,7 @@ async def _client_states(nsqd: NsqdProcess, topic: str, channel: str, states: se
     return bool(stats and stats["clients"] and {c["state"] for c in stats["clients"]} <= states)
 
 
-def test_drained_invocation_is_finished_not_redelivered(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_drained_invocation_is_finished_not_redelivered(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     """Instance A drains a call while instance B stays: nsqd must see A's FIN, so B never reruns it."""
     prepath = unique_name("svc")
     uri = f"{prepath}.slow"

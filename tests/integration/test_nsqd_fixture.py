@@ -42,9 +42,7 @@ def test_topics_lists_channels(nsqd: NsqdProcess, unique_name: Callable[..., str
     assert nsqd.topics()[topic] == [channel]
 
 
-def test_kill_and_restart_keep_ports_and_data(
-    fresh_nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_kill_and_restart_keep_ports_and_data(fresh_nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     nsqd = fresh_nsqd
     tcp, http, data_dir, old_pid = nsqd.tcp_address, nsqd.http_address, nsqd.data_dir, nsqd.pid
     topic = unique_name()
@@ -91,9 +89,6 @@ def test_nsqd_registers_with_lookupd(
     nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
 
     def registered() -> bool:
-        return any(
-            n["broadcast_address"] == "127.0.0.1" and n["tcp_port"] == nsqd.tcp_port
-            for n in nsqlookupd.nodes()
-        )
+        return any(n["broadcast_address"] == "127.0.0.1" and n["tcp_port"] == nsqd.tcp_port for n in nsqlookupd.nodes())
 
     wait_until(registered, timeout=5, message=f"nsqd {nsqd.tcp_address} in lookupd /nodes")

@@ -111,7 +111,7 @@ def test_max_attempts_finishes_after_the_last_attempt(
     nsqd: NsqdProcess, unique_name: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
     topic, channel = unique_name(), unique_name("ch")
-    caplog.set_level(logging.ERROR, logger="almanet._subscription")
+    caplog.set_level(logging.ERROR, logger="almanet._calling.subscription")
 
     def gave_up() -> bool:
         return any("max_attempts=2" in r.getMessage() and topic in r.getMessage() for r in caplog.records)
@@ -171,9 +171,7 @@ def test_non_json_body_is_handed_over_as_bytes(nsqd: NsqdProcess, unique_name: C
 
 
 @pytest.mark.parametrize("topic", ["", "bad topic", "x" * 65, "tópico", "a/b", "t#notephemeral"])
-def test_invalid_topic_name_is_invalid_argument(
-    nsqd: NsqdProcess, unique_name: Callable[..., str], topic: str
-) -> None:
+def test_invalid_topic_name_is_invalid_argument(nsqd: NsqdProcess, unique_name: Callable[..., str], topic: str) -> None:
     valid = unique_name()
 
     async def scenario() -> None:
@@ -192,9 +190,7 @@ def test_invalid_topic_name_is_invalid_argument(
     run(scenario())
 
 
-def test_non_json_payload_and_oversized_message_are_refused(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_non_json_payload_and_oversized_message_are_refused(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     topic = unique_name()
 
     async def scenario() -> None:
@@ -234,9 +230,7 @@ def test_commit_is_idempotent(nsqd: NsqdProcess, unique_name: Callable[..., str]
     assert stats["message_count"] == 2
 
 
-def test_closing_a_subscription_requeues_buffered_messages(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_closing_a_subscription_requeues_buffered_messages(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     topic, channel = unique_name(), unique_name("ch")
     count = 5
 

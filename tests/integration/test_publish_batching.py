@@ -67,9 +67,7 @@ def test_one_tick_one_topic_is_one_command(nsqd: NsqdProcess, unique_name: Calla
     assert _message_count(nsqd, second) == 1
 
 
-def test_a_command_alone_in_a_quiet_tick_is_written_at_once(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_a_command_alone_in_a_quiet_tick_is_written_at_once(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     topic = unique_name("eager")
 
     async def scenario() -> None:

@@ -88,9 +88,7 @@ def test_pydantic_payload_and_result(nsqd: NsqdProcess, unique_name: Callable[..
 # -- remote errors ---------------------------------------------------------------------------------
 
 
-def test_custom_error_is_caught_as_callers_class_with_args(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_custom_error_is_caught_as_callers_class_with_args(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     service = _service(nsqd, unique_name)
 
     @service.procedure
@@ -162,9 +160,7 @@ def test_timeout_when_nobody_serves(nsqd: NsqdProcess, unique_name: Callable[...
 # -- validation ------------------------------------------------------------------------------------
 
 
-def test_wrong_payload_field_is_validation_error_naming_it(
-    nsqd: NsqdProcess, unique_name: Callable[..., str]
-) -> None:
+def test_wrong_payload_field_is_validation_error_naming_it(nsqd: NsqdProcess, unique_name: Callable[..., str]) -> None:
     service = _service(nsqd, unique_name)
     ran = []
 

@@ -348,7 +348,7 @@ def test_a_uri_served_by_070_and_ours_side_by_side_gets_plain_invocations(
     python070: str, tmp_path: Path, nsqd: NsqdProcess
 ) -> None:
     """The deadline key goes out only when every subscriber announced it: here 0.7.0 has not."""
-    from almanet import _deadline
+    from almanet._wire import deadline as _deadline
 
     prepath = f"interop070.{new_name('dl')}"
     service = almanet.new_service(prepath=prepath)

@@ -89,9 +89,7 @@ def test_gnsq_consumer_reads_what_almanet_produces(nsqd: NsqdProcess, unique_nam
 
 
 @pytest.mark.parametrize("command", ["publish", "multipublish"])
-def test_almanet_consumes_what_gnsq_produces(
-    nsqd: NsqdProcess, unique_name: Callable[..., str], command: str
-) -> None:
+def test_almanet_consumes_what_gnsq_produces(nsqd: NsqdProcess, unique_name: Callable[..., str], command: str) -> None:
     topic = unique_name("gnsq")
     payloads: list[Any] = [{"n": i, "by": "gnsq"} for i in range(50)]
     stdin = b"".join(json.dumps(p).encode() + b"\n" for p in payloads)

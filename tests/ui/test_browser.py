@@ -25,7 +25,7 @@ pytest.importorskip("playwright", reason="playwright is not installed: pip insta
 
 from playwright.sync_api import Locator, Page, expect
 
-from almanet._wire import channel_name
+from almanet._wire.protocol import channel_name
 from tests.cli.conftest import nsq_env, start, stop
 from tests.support.nsqproc import REPO_ROOT, NsqdProcess, new_name, wait_until
 from tests.ui.support import chromium, read_url, require_browser

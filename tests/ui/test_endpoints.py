@@ -15,7 +15,7 @@ pytest.importorskip("aiohttp", reason="the ui extra is not installed: pip instal
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from almanet._config import load_settings
+from almanet._settings.config import load_settings
 from almanet.cli._common import open_session
 from almanet.cli.ui import is_loopback, page_url
 from almanet.cli.ui.server import TOKEN_HEADER, UiState, make_app

@@ -29,6 +29,7 @@ def mpub_size(bodies: list[bytes]) -> int:
     """Bytes of MPUB's body for ``bodies``, as nsqd checks it against ``--max-body-size`` (the oracle)."""
     return 4 + sum(4 + len(b) for b in bodies)
 
+
 # gnsq imports gevent (slow), but only this module pays for it.
 gnsq_protocol = pytest.importorskip("gnsq.protocol")
 

@@ -1,4 +1,4 @@
-"""almanet._config: file lookup, priority, provenance and error messages.
+"""almanet._settings.config: file lookup, priority, provenance and error messages.
 
 Every test passes an explicit env dict and a tmp_path cwd, so the real home directory and
 environment never leak in.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from almanet._config import (
+from almanet._settings.config import (
     ENV_VARS,
     KEYS,
     Settings,
@@ -21,7 +21,7 @@ from almanet._config import (
     load_settings,
     split_address,
 )
-from almanet._errors import config_error
+from almanet._wire.errors import config_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -577,7 +577,7 @@ def test_example_file_documents_every_key_of_the_table_in_its_section() -> None:
     """Each key of the one table is set, or shown commented out, under its own [section]."""
     import tomllib
 
-    from almanet._config import TABLE
+    from almanet._settings.config import TABLE
 
     text = (REPO_ROOT / "almanet.toml.example").read_text(encoding="utf-8")
     data = tomllib.loads(text)

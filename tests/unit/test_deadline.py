@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from almanet import _deadline, _wire
-from almanet._brokerstats import TopicFacts, parse_stats
+from almanet._broker.stats import TopicFacts, parse_stats
+from almanet._wire import deadline as _deadline
+from almanet._wire import protocol as _wire
 from almanet.cli.services import build_report
 
 SENT_NS = 1_700_000_000 * 10**9

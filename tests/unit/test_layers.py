@@ -14,75 +14,59 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "almanet"
 
-# Ranks from /work/shared/design.md: an import may only go to the same rank or lower.
-# CLI modules are matched by prefix below. A new module must be given its layer here.
+# Ranks from /work/shared/design.md: an import may only go to the same rank or lower. A
+# subpackage has one rank for all its modules (PACKAGE_RANKS); the NSQ client and the test
+# tooling rank module by module (RANKS). The CLI is matched by prefix. A new subpackage or a new
+# module of _nsq/testing must be given its layer here.
+PACKAGE_RANKS: dict[str, int] = {
+    "almanet._wire": 0,  # L0 pure: message shapes, validation, errors, argument rules
+    "almanet._settings": 0,  # "beside": settings, pure
+    "almanet._broker": 3,  # L3 the broker: connections, nsqd /stats
+    "almanet._calling": 4,  # L4 the caller's side: session facade, calls, deadlines, consume
+    "almanet._serving": 5,  # L5 the serving side: registry, invocations, serve loop
+}
 RANKS: dict[str, int] = {
     # L0 pure
+    "almanet._nsq": 0,  # the package __init__: a docstring
     "almanet._nsq.codec": 0,
     "almanet._nsq.names": 0,
     "almanet._nsq.address": 0,
     "almanet._nsq.backoff": 0,
     "almanet._nsq.options": 0,
     "almanet._nsq.errors": 0,
-    "almanet._wire": 0,
-    "almanet._errors": 0,
-    "almanet._checks": 0,
-    "almanet._deadline": 0,
-    "almanet._config": 0,  # "beside": uses L0 only
-    "almanet._config_file": 0,
     # L1 one socket
     "almanet._nsq.connection": 1,
     "almanet._nsq.handshake": 1,
     "almanet._nsq.http": 1,
+    "almanet._runner": 1,
     # L2 topology
     "almanet._nsq.producer": 2,
+    "almanet._nsq.bulk": 2,
     "almanet._nsq.consumer": 2,
     "almanet._nsq.discovery": 2,
-    "almanet._nsq": 2,  # the package __init__
-    # L3 session: the Broker (connections) under the Caller (RPC) and Subscription, under the facade
-    "almanet._broker": 3,
-    "almanet._caller": 3,
-    "almanet._expiry": 3,
-    "almanet._subscription": 3,
-    "almanet._session": 3,
-    "almanet._brokerstats": 3,
-    "almanet._liveness": 3,
-    "almanet._forensics": 3,
-    "almanet._models": 3,
-    "almanet._configure": 3,
-    "almanet._trace": 3,
-    "almanet._runner": 1,
-    # L4 service
-    "almanet._validation": 4,
-    "almanet._service": 4,
-    "almanet._invocations": 4,
-    "almanet._serving": 4,
     # the public facade, then the CLI on top of everything
-    "almanet": 5,
+    "almanet": 6,
     # test tooling beside the facade: daemons (no almanet import), then serving on the public API
     "almanet.testing._util": 1,
     "almanet.testing._tools": 1,
     "almanet.testing._processes": 1,
     "almanet.testing._cluster": 1,
-    "almanet.testing._serving": 5,
-    "almanet.testing.plugin": 5,
-    "almanet.testing": 5,
+    "almanet.testing._serving": 6,
+    "almanet.testing.plugin": 6,
+    "almanet.testing": 6,
 }
-CLI_RANK = 6
+CLI_RANK = 7
+# at most this many private modules directly in almanet/ besides __init__.py (issue 19)
+MAX_FLAT_MODULES = 3
 
-PURE = {
+PURE_PACKAGES = ("almanet._wire", "almanet._settings")
+PURE_NSQ = {
     "almanet._nsq.codec",
     "almanet._nsq.names",
     "almanet._nsq.address",
     "almanet._nsq.backoff",
     "almanet._nsq.options",
     "almanet._nsq.errors",
-    "almanet._wire",
-    "almanet._errors",
-    "almanet._checks",
-    "almanet._config",
-    "almanet._config_file",
-    "almanet._validation",
 }
 IMPURE = {"asyncio", "socket", "ssl"}
 # options.py uses socket.gethostname() for the default client_id/hostname: a lookup of a local
@@ -98,11 +82,15 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+PURE = PURE_NSQ | {m for m in MODULES if m.startswith(PURE_PACKAGES)}
 
 
 def rank(module: str) -> int:
     if module == "almanet.cli" or module.startswith("almanet.cli."):
         return CLI_RANK
+    for package, package_rank in PACKAGE_RANKS.items():
+        if module == package or module.startswith(package + "."):
+            return package_rank
     if module not in RANKS:
         raise AssertionError(f"{module} has no layer: add it to RANKS in {Path(__file__).name}")
     return RANKS[module]
@@ -191,7 +179,7 @@ def test_resolver_on_known_source() -> None:
 
 
 def test_every_module_was_found() -> None:
-    for expected in ("almanet", "almanet._nsq.codec", "almanet._session", "almanet.cli"):
+    for expected in ("almanet", "almanet._nsq.codec", "almanet._calling.session", "almanet.cli"):
         assert expected in MODULES
     assert GRAPH["almanet._nsq.connection"], "the walk found no imports at all"
 
@@ -229,9 +217,11 @@ def test_the_tolerated_socket_import_is_still_needed() -> None:
 @pytest.mark.parametrize(
     ("module", "forbidden"),
     [
-        ("almanet._session", "almanet._service"),
-        ("almanet._session", "almanet.cli"),
-        ("almanet._service", "almanet.cli"),
+        ("almanet._calling.session", "almanet._serving"),
+        ("almanet._calling.caller", "almanet._serving"),
+        ("almanet._broker.broker", "almanet._calling"),
+        ("almanet._wire.protocol", "almanet._calling"),
+        ("almanet._serving.service", "almanet.cli"),
     ],
 )
 def test_lower_layer_does_not_import_higher(module: str, forbidden: str) -> None:
@@ -346,3 +336,102 @@ def test_the_nsq_client_never_mentions_almanet() -> None:
         if "almanet" in line.lower()
     ]
     assert not bad, "almanet/_nsq must stay a standalone NSQ client:\n" + "\n".join(bad)
+
+
+# -- the shape of the house: subpackages named after their jobs, no circles ------------------
+
+
+def _all_imports(module: str, source: str, is_package: bool) -> set[str]:
+    """Every almanet module ``source`` imports, ``if TYPE_CHECKING:`` blocks included: a circle
+    drawn only for the type checker is still two modules that need each other."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - (node.level - 1)] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in MODULES else base)
+    # a parent package is loaded by any import of its modules: no edge of its own
+    return {t for t in found if t in MODULES and not module.startswith(t + ".") and t != module}
+
+
+def import_circles() -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    edges = {
+        name: sorted(_all_imports(name, path.read_text(encoding="utf-8"), path.name == "__init__.py"))
+        for name, path in MODULES.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for name in sorted(edges):
+        if name not in index:
+            visit(name)
+    return circles
+
+
+def test_circle_finder_on_a_known_graph() -> None:
+    assert _all_imports("almanet._serving.service", "from .procedure import Procedure\n", False) == {
+        "almanet._serving.procedure"
+    }
+
+
+def test_no_import_circles() -> None:
+    circles = import_circles()
+    assert not circles, "modules that import each other (give the shared name one owner below both):\n" + "\n".join(
+        " <-> ".join(c) for c in circles
+    )
+
+
+def test_private_modules_live_in_subpackages() -> None:
+    flat = sorted(p.name for p in ROOT.glob("*.py") if p.name != "__init__.py")
+    assert len(flat) <= MAX_FLAT_MODULES, f"flat private modules in almanet/: {flat}"
+    packages = sorted(p.parent.name for p in ROOT.glob("_*/__init__.py"))
+    assert len(packages) >= 5, packages
+    for package in packages:
+        assert f"almanet.{package}" in PACKAGE_RANKS or f"almanet.{package}" in RANKS, package
+
+
+@pytest.mark.parametrize("init", sorted(ROOT.glob("*/__init__.py")), ids=lambda p: p.parent.name)
+def test_every_subpackage_says_its_job(init: Path) -> None:
+    doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+    assert doc, f"{init.relative_to(ROOT.parent)} has no docstring"
+    if init.parent.name.startswith("_"):
+        assert "May import" in doc, f"{init.relative_to(ROOT.parent)} does not say what it may import"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_over_450_lines(path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= 450, f"{path.relative_to(ROOT.parent)} has {lines} lines: split it along a seam"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from almanet._broker import setting_hint, translate_nsq_error
+from almanet._broker.broker import setting_hint, translate_nsq_error
 from almanet._nsq.errors import NSQHandshakeError, NSQSettingError, template_text
 
 

@@ -55,8 +55,8 @@ def test_each_public_name_resolves(name: str) -> None:
 
 
 def test_lazy_names_are_the_real_objects() -> None:
-    from almanet._errors import rpc_error
-    from almanet._session import Almanet
+    from almanet._calling.session import Almanet
+    from almanet._wire.errors import rpc_error
 
     assert almanet.rpc_error is rpc_error
     assert almanet.Almanet is Almanet
@@ -138,7 +138,7 @@ PRIVATE = _private_modules()
 
 
 def test_private_modules_were_found() -> None:
-    for expected in ("almanet._wire", "almanet._nsq.codec", "almanet._session"):
+    for expected in ("almanet._wire.protocol", "almanet._nsq.codec", "almanet._calling.session"):
         assert expected in PRIVATE
 
 

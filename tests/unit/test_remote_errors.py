@@ -1,13 +1,13 @@
-"""almanet._caller.remote_error: an error reply becomes the caller's own exception class."""
+"""almanet._calling.caller.remote_error: an error reply becomes the caller's own exception class."""
 
 from __future__ import annotations
 
 import pytest
 
 import almanet
-from almanet._caller import remote_error
-from almanet._errors import InternalError, ValidationError, rpc_error
-from almanet._wire import error_payload
+from almanet._calling.caller import remote_error
+from almanet._wire.errors import InternalError, ValidationError, rpc_error
+from almanet._wire.protocol import error_payload
 
 
 class denied_for_test(almanet.rpc_error):

@@ -1,4 +1,4 @@
-"""almanet._validation: procedure signatures, payload/result checks and JSON schemas."""
+"""almanet._wire.validation: procedure signatures, payload/result checks and JSON schemas."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, Optional
 import pydantic
 import pytest
 
-from almanet._errors import ValidationError, rpc_error
-from almanet._validation import Signature, TypeCheck, inspect_procedure
+from almanet._wire.errors import ValidationError, rpc_error
+from almanet._wire.validation import Signature, TypeCheck, inspect_procedure
 
 
 class Person(pydantic.BaseModel):

@@ -1,4 +1,4 @@
-"""almanet._wire: the message shapes on NSQ, compatible with almanet 0.7.0 both ways."""
+"""almanet._wire.protocol: the message shapes on NSQ, compatible with almanet 0.7.0 both ways."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from almanet import _wire
 from almanet._nsq.names import is_ephemeral, is_valid_name
-from almanet._wire import (
+from almanet._wire import protocol as _wire
+from almanet._wire.protocol import (
     Invocation,
     Reply,
     WireError,
@@ -286,7 +286,7 @@ def test_call_ids_are_32_hex_unique_and_share_a_per_session_prefix() -> None:
 
 
 def test_decode_discovery_reads_an_almanet_reply() -> None:
-    from almanet._wire import decode_discovery
+    from almanet._wire.protocol import decode_discovery
 
     payload = {
         "client": "c1",
@@ -316,7 +316,7 @@ def test_decode_discovery_reads_an_almanet_reply() -> None:
 
 
 def test_decode_discovery_reads_a_070_reply_and_drops_odd_fields() -> None:
-    from almanet._wire import decode_discovery
+    from almanet._wire.protocol import decode_discovery
 
     instance = decode_discovery({"client": "c", "routes": ["a.b/RPC", "no-channel", 7], "pid": True, "host": 3})
     assert instance is not None
@@ -327,7 +327,7 @@ def test_decode_discovery_reads_a_070_reply_and_drops_odd_fields() -> None:
 
 
 def test_internal_topics_are_told_from_procedures() -> None:
-    from almanet._wire import is_internal_topic, reply_topic, rpc_topic
+    from almanet._wire.protocol import is_internal_topic, reply_topic, rpc_topic
 
     assert is_internal_topic(reply_topic("abc"))
     assert is_internal_topic(rpc_topic("_api_schema_.client"))

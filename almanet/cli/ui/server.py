@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from almanet import broker_error, invalid_argument, rpc_error
 from almanet._nsq.names import check_name
-from almanet._wire import check_uri
+from almanet._wire.protocol import check_uri
 
 from ..consume import message_line
 from .catalog import CatalogCache

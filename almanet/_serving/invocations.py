@@ -15,16 +15,15 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import _deadline, _wire
-from ._deadline import budget as _budget
-from ._errors import InternalError, rpc_error
-from ._nsq.consumer import Consumer, Message
-from ._session import Almanet
-
-if TYPE_CHECKING:
-    from ._service import Procedure
+from .._calling.session import Almanet
+from .._nsq.consumer import Consumer, Message
+from .._wire import deadline as _deadline
+from .._wire import protocol as _wire
+from .._wire.deadline import budget as _budget
+from .._wire.errors import InternalError, rpc_error
+from .procedure import Procedure
 
 __all__ = ["Running"]
 

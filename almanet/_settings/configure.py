@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._config import Settings
-from ._nsq.options import ConnectionOptions, TLSOptions
+from .._nsq.options import ConnectionOptions, TLSOptions
+from .config import Settings
 
 __all__ = ["connection_options", "serve_addresses", "session_options"]
 

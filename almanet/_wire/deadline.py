@@ -11,7 +11,7 @@ import contextvars
 import math
 from typing import Literal
 
-from ._errors import invalid_argument
+from .errors import invalid_argument
 
 __all__ = [
     "DEFAULT_STALE_AFTER",

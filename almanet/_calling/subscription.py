@@ -7,9 +7,9 @@ import logging
 from collections.abc import AsyncIterator, MutableSet
 from typing import Any
 
-from ._broker import Broker
-from ._models import ConsumedMessage
-from ._nsq.consumer import Consumer, Message
+from .._broker.broker import Broker
+from .._nsq.consumer import Consumer, Message
+from .models import ConsumedMessage
 
 __all__ = ["Subscription"]
 

@@ -15,9 +15,9 @@ import asyncio
 import difflib
 import logging
 
-from . import _wire
-from ._brokerstats import Snapshot, StatsReader
-from ._errors import timeout_error
+from .._broker.stats import Snapshot, StatsReader
+from .._wire import protocol as _wire
+from .._wire.errors import timeout_error
 
 __all__ = ["DEFAULT_REFRESH_INTERVAL", "Liveness", "not_served_error"]
 

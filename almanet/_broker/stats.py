@@ -20,9 +20,9 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import _wire
-from ._nsq.address import Address
-from ._nsq.http import NSQHTTPError, request_json
+from .._nsq.address import Address
+from .._nsq.http import NSQHTTPError, request_json
+from .._wire import protocol as _wire
 
 __all__ = ["DEFAULT_STATS_TIMEOUT", "Snapshot", "StatsReader", "TopicFacts", "parse_stats"]
 

@@ -16,19 +16,19 @@ from typing import Any, Literal
 
 import orjson
 
-from . import _wire
-from ._broker import Broker, translate_nsq_error
-from ._caller import Caller, remote_error
-from ._checks import check_count, check_delay, check_timeout
-from ._errors import invalid_argument, rpc_error, session_state_error
-from ._models import CallResult
-from ._nsq.address import Address
-from ._nsq.discovery import DEFAULT_LOOKUPD_INTERVAL
-from ._nsq.names import check_name
-from ._nsq.options import ConnectionOptions
-from ._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE
-from ._subscription import Subscription
-from ._trace import CallTrace
+from .._broker.broker import Broker, translate_nsq_error
+from .._nsq.address import Address
+from .._nsq.discovery import DEFAULT_LOOKUPD_INTERVAL
+from .._nsq.names import check_name
+from .._nsq.options import ConnectionOptions
+from .._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE
+from .._wire import protocol as _wire
+from .._wire.checks import check_count, check_delay, check_timeout
+from .._wire.errors import invalid_argument, rpc_error, session_state_error
+from .caller import Caller, remote_error
+from .models import CallResult
+from .subscription import Subscription
+from .trace import CallTrace
 
 __all__ = ["Almanet", "Subscription", "remote_error", "translate_nsq_error"]
 

@@ -14,49 +14,24 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from types import EllipsisType
 from typing import Any, TypeVar
 
-from . import _deadline, _wire
-from ._checks import check_count, check_timeout
-from ._errors import invalid_argument, session_state_error
-from ._invocations import Running
-from ._session import Almanet
-from ._validation import Signature, inspect_procedure
+from .._calling.session import Almanet
+from .._wire import deadline as _deadline
+from .._wire import protocol as _wire
+from .._wire.checks import check_count, check_timeout
+from .._wire.errors import invalid_argument, session_state_error
+from .._wire.validation import inspect_procedure
+from .invocations import Running
+from .procedure import DISCOVERY_VERSION, Procedure
+from .process import serve_configured
 
-__all__ = ["DISCOVERY_VERSION", "Procedure", "Service"]
+__all__ = ["DISCOVERY_VERSION", "Procedure", "Service"]  # Procedure re-exported: almanet.Procedure
 
 logger = logging.getLogger(__name__)
 
-DISCOVERY_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-@dataclass(frozen=True, slots=True)
-class Procedure:
-    uri: str
-    channel: str
-    function: Callable[..., Awaitable[Any]]
-    signature: Signature
-    description: str
-    tags: tuple[str, ...] = ()
-    # an invocation without a deadline older than this (seconds since nsqd took it) is dropped
-    stale_after: float | None = _deadline.DEFAULT_STALE_AFTER
-
-    def describe(self, session_id: str) -> dict[str, Any]:
-        """0.7.0's per-procedure discovery reply."""
-        return {
-            "client": session_id,
-            "version": DISCOVERY_VERSION,
-            "uri": self.uri,
-            "channel": self.channel,
-            "tags": list(self.tags),
-            "description": self.description,
-            "payload_json_schema": self.signature.payload.schema(),
-            "return_json_schema": self.signature.result.schema(),
-            "stale_after": self.stale_after,
-        }
 
 
 class Service:
@@ -294,8 +269,6 @@ class Service:
         broker that is down is one line on stderr and exit code 2 or 4, as with the CLI. When the
         program has not configured logging, it logs to stderr at INFO, so that one sees it serve.
         """
-        from ._serving import serve_configured
-
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         serve_configured([self], addresses, config, session_options)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ._nsq.names import EPHEMERAL_SUFFIX, check_name
+from .._nsq.names import EPHEMERAL_SUFFIX, check_name
 
 __all__ = [
     "CLIENT_DISCOVERY_URI",

@@ -16,12 +16,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from ._errors import broker_error, invalid_argument, session_state_error
-from ._nsq.consumer import Consumer, Message
-from ._nsq.discovery import LookupdPoller, NSQLookupdError
-from ._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse, NSQHandshakeError, NSQSettingError
-from ._nsq.options import DEFAULT_USER_AGENT, ConnectionOptions
-from ._nsq.producer import Producer
+from .._nsq.consumer import Consumer, Message
+from .._nsq.discovery import LookupdPoller, NSQLookupdError
+from .._nsq.errors import NSQConnectionError, NSQError, NSQErrorResponse, NSQHandshakeError, NSQSettingError
+from .._nsq.options import DEFAULT_USER_AGENT, ConnectionOptions
+from .._nsq.producer import Producer
+from .._wire.errors import broker_error, invalid_argument, session_state_error
 
 __all__ = ["Broker", "setting_hint", "translate_nsq_error"]
 

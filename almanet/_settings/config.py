@@ -19,9 +19,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from almanet._config_file import CONFIG_FILE_NAME, Raw, did_you_mean, find_config_file, read_file
-from almanet._errors import config_error
 from almanet._nsq.address import Address, split_address
+from almanet._settings.toml import CONFIG_FILE_NAME, Raw, did_you_mean, find_config_file, read_file
+from almanet._wire.errors import config_error
 
 __all__ = [
     "CONFIG_FILE_NAME",

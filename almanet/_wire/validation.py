@@ -13,7 +13,7 @@ from typing import Any, get_type_hints
 
 import pydantic
 
-from ._errors import ValidationError
+from .errors import ValidationError
 
 __all__ = ["Signature", "TypeCheck", "inspect_procedure"]
 

@@ -13,18 +13,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import _deadline, _wire
-from ._broker import Broker, translate_nsq_error
-from ._brokerstats import StatsReader
-from ._deadline import budget as _budget
-from ._errors import invalid_argument, rpc_error, session_state_error, timeout_error
-from ._expiry import Deadlines
-from ._forensics import Autopsies
-from ._liveness import Liveness
-from ._models import CallResult
-from ._nsq.consumer import Consumer, Message
-from ._nsq.errors import NSQError
-from ._trace import CallTrace
+from .._broker.broker import Broker, translate_nsq_error
+from .._broker.stats import StatsReader
+from .._nsq.consumer import Consumer, Message
+from .._nsq.errors import NSQError
+from .._wire import deadline as _deadline
+from .._wire import protocol as _wire
+from .._wire.deadline import budget as _budget
+from .._wire.errors import invalid_argument, rpc_error, session_state_error, timeout_error
+from .expiry import Deadlines
+from .forensics import Autopsies
+from .liveness import Liveness
+from .models import CallResult
+from .trace import CallTrace
 
 __all__ = ["REPLY_MAX_IN_FLIGHT", "Caller", "remote_error"]
 
@@ -109,7 +110,6 @@ class Caller:
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
         self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found
         self._closed = False
-
 
     async def ensure_replies(self) -> None:
         """Subscribe the reply topic once; concurrent first calls share that one attempt.

@@ -6,8 +6,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
-from ._checks import check_delay
-from ._nsq.consumer import Message
+from .._nsq.consumer import Message
+from .._wire.checks import check_delay
 
 __all__ = ["CallResult", "ConsumedMessage", "decode_body"]
 

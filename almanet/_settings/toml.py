@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from almanet._errors import config_error
+from almanet._wire.errors import config_error
 
 __all__ = ["CONFIG_FILE_NAME", "Raw", "did_you_mean", "find_config_file", "read_file"]
 

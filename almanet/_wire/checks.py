@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ._errors import invalid_argument
+from .errors import invalid_argument
 
 __all__ = ["MAX_DELAY", "check_count", "check_delay", "check_timeout"]
 

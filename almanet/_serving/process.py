@@ -11,21 +11,29 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
-from ._errors import broker_error, config_error, invalid_argument
-from ._runner import run
+from .._runner import run
+from .._wire.errors import broker_error, config_error, invalid_argument
 
-if TYPE_CHECKING:
-    from ._service import Service
-
-__all__ = ["serve_configured", "serve_services", "serve_until_signal"]
+__all__ = ["Servable", "serve_configured", "serve_services", "serve_until_signal"]
 
 logger = logging.getLogger("almanet._service")  # one logger for a service and its serving loop (README shows it)
 
 
+class Servable(Protocol):
+    """What the serve loop needs of a service; ``service.Service`` is one.
+
+    Owned here so that the registry imports the loop (``Service.serve()``) and not the reverse.
+    """
+
+    async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None: ...
+
+    async def stop(self, drain_timeout: float | None = None) -> None: ...
+
+
 async def serve_services(
-    services: list[Service],
+    services: list[Servable],
     addresses: tuple[str, ...] | None = None,
     on_started: Callable[[], None] | None = None,
     **session_options: Any,
@@ -48,7 +56,7 @@ async def serve_services(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    started: list[Service] = []
+    started: list[Servable] = []
     try:
         for service in services:
             await service.start(addresses, **session_options)
@@ -75,7 +83,7 @@ async def serve_services(
 
 
 def serve_until_signal(
-    services: list[Service],
+    services: list[Servable],
     addresses: tuple[str, ...] | None = None,
     on_started: Callable[[], None] | None = None,
     **session_options: Any,
@@ -85,7 +93,7 @@ def serve_until_signal(
 
 
 def serve_configured(
-    services: list[Service],
+    services: list[Servable],
     addresses: tuple[str, ...] | None,
     config: str | os.PathLike[str] | None,
     session_options: dict[str, Any],
@@ -96,9 +104,9 @@ def serve_configured(
     over both. A known error is one line on stderr and the CLI's exit code (2 config or bad input,
     4 broker), never a traceback; a second signal exits 130.
     """
-    from ._config import load_settings
-    from ._configure import serve_addresses
-    from ._configure import session_options as configured_options
+    from .._settings.config import load_settings
+    from .._settings.configure import serve_addresses
+    from .._settings.configure import session_options as configured_options
 
     try:
         settings = load_settings(config)

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._brokerstats import StatsReader
-from ._errors import timeout_error
-from ._liveness import not_served_error
+from .._broker.stats import StatsReader
+from .._wire.errors import timeout_error
+from .liveness import not_served_error
 
 __all__ = ["GRACE", "Autopsies", "CallRecord", "explain"]
 
