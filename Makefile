@@ -11,7 +11,7 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 BENCH_VENV := .venv-py$(PY_VERSION)
 endif
 
-.PHONY: help setup test test-pythons soak lint demo bench clean ui-screenshot
+.PHONY: help setup test test-pythons soak lint typecheck demo bench clean ui-screenshot
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-pythons  unit tests and an integration subset on the other Pythons found (3.11-3.14)"
 	@echo "make soak    the fault suite (tests/faults) at full size: 50 callers x 1000 calls, long fuzzing"
 	@echo "make lint    ruff check"
+	@echo "make typecheck  mypy --strict and pyright on almanet/ and services/"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
 	@echo "make bench   run the benchmark (bench/run.py); PYTHON=/path/to/python runs almanet on that one"
 	@echo "make ui-screenshot  run the browser tests of almanet ui, writing docs/almanet-ui.png"
@@ -38,6 +39,10 @@ soak: setup
 
 lint: setup
 	.venv/bin/ruff check .
+
+typecheck: setup
+	.venv/bin/mypy
+	.venv/bin/pyright
 
 demo: setup
 	$(VENV_PY) scripts/demo.py

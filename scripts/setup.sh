@@ -129,6 +129,11 @@ setup_venv() {
         tail -n 40 "$log" >&2
         die "pip install -e '.[dev]' failed; full output in $log"
     fi
+    # pyright's PyPI package downloads its node build from npm on first run: do it now, not in CI's middle
+    if [ -x "$VENV/bin/pyright" ] && ! "$VENV/bin/pyright" --version > "$VENV/pyright-install.log" 2>&1; then
+        tail -n 20 "$VENV/pyright-install.log" >&2
+        die "pyright could not fetch its node build (npm registry); full output in $VENV/pyright-install.log"
+    fi
     printf '%s\n' "$want" > "$STAMP"
     say "${VENV#"$ROOT"/} ready"
 }

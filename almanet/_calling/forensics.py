@@ -88,7 +88,7 @@ async def explain(
         return late()
     facts = snapshot.facts(topic)
     unread = snapshot.unread
-    known = {"instances": facts.subscribers, "depth": facts.depth, "in_flight": facts.in_flight}
+    known: dict[str, object] = {"instances": facts.subscribers, "depth": facts.depth, "in_flight": facts.in_flight}
     known["nsqd"] = snapshot.read
     if unread:
         known["unread"] = unread

@@ -21,4 +21,4 @@ class ReconnectPolicy:
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before reconnect attempt number ``attempt`` (1, 2, ...)."""
         ceiling = min(self.cap, self.base * (2 ** min(max(attempt - 1, 0), 30)))
-        return ceiling * rand()
+        return float(ceiling * rand())

@@ -190,7 +190,7 @@ class Consumer:
         refused = [r for _, r in failures if isinstance(r, NSQErrorResponse)]
         if refused or len(failures) == len(self.addresses):
             await self.stop()
-            raise (refused or [failures[0][1]])[0]
+            raise refused[0] if refused else failures[0][1]
         for address, error in failures:
             logger.warning("nsqd at %s unreachable for %s/%s: %s; retrying", address, self.topic, self.channel, error)
             self._start_reconnector(address)

@@ -22,8 +22,8 @@ def is_ephemeral(name: str) -> bool:
     return name.endswith(EPHEMERAL_SUFFIX)
 
 
-def check_name(name: str, kind: str = "topic") -> str:
-    """Return ``name`` or raise ValueError saying exactly what is wrong with it."""
+def check_name(name: object, kind: str = "topic") -> str:
+    """Return ``name`` or raise ValueError saying exactly what is wrong with it (any value: user input)."""
     if not isinstance(name, str):
         raise ValueError(f"{kind} name must be a string, not {type(name).__name__}")
     if not name:

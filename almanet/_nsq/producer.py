@@ -15,6 +15,7 @@ the round robin; a cut would make those package API for the one other module tha
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
@@ -105,7 +106,7 @@ class Producer:
     def _start_opening(self, address: str) -> asyncio.Task[Connection]:
         task = asyncio.ensure_future(Connection.open(address, self.options))
         self._connecting[address] = task
-        task.add_done_callback(lambda t, a=address: self._opened(a, t))
+        task.add_done_callback(functools.partial(self._opened, address))
         return task
 
     def _opened(self, address: str, task: asyncio.Task[Connection]) -> None:

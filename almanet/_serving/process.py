@@ -69,7 +69,8 @@ async def serve_services(
         raise
     draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
     interrupted = asyncio.ensure_future(hard.wait())
-    await asyncio.wait({draining, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    either: list[asyncio.Future[Any]] = [draining, interrupted]
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     interrupted.cancel()
     if not draining.done():
         draining.cancel()

@@ -18,6 +18,7 @@ from types import EllipsisType
 from typing import Any, TypeVar
 
 from .._calling.session import Almanet
+from .._nsq.consumer import Message
 from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.checks import check_count, check_timeout
@@ -187,7 +188,7 @@ class Service:
                 await session.broker.subscribe(
                     topic,
                     _wire.channel_name(procedure.channel),
-                    lambda m, d=description: running.answer(m, d),
+                    _answerer(running, description),
                     max_in_flight=16,
                     low_latency=True,
                     advertise=_wire.DEADLINE_AGENT,
@@ -272,3 +273,12 @@ class Service:
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         serve_configured([self], addresses, config, session_options)
+
+
+def _answerer(running: Running, payload: Any) -> Callable[[Message], None]:
+    """The message handler that answers a discovery invocation with ``payload``."""
+
+    def answer(message: Message) -> None:
+        running.answer(message, payload)
+
+    return answer

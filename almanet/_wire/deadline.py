@@ -67,16 +67,16 @@ def judge(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, 
         if now <= budget:
             return budget, ""
     expires, rule = expiry(timestamp_ns, timeout_ms, stale_after)
-    budget = expires if rule == "deadline" else None
+    cap = expires if rule == "deadline" else None
     if expires is None or now <= expires:
-        return budget, ""
+        return cap, ""
     age = now - timestamp_ns / 1e9
     broke = (
         f"past its caller's deadline ({timeout_ms} ms)"
         if rule == "deadline"
         else f"older than stale_after={stale_after:g}s"
     )
-    return budget, f"it waited {age:.1f}s in nsqd, {broke}"
+    return cap, f"it waited {age:.1f}s in nsqd, {broke}"
 
 
 def cap_timeout(timeout: float, now: float) -> tuple[float, bool]:

@@ -290,7 +290,7 @@ def _described(value: Any) -> Described | None:
     return Described(
         uri=value["uri"],
         channel=str(value.get("channel") or DEFAULT_CHANNEL),
-        description=value.get("description") if isinstance(value.get("description"), str) else "",
+        description=description if isinstance(description := value.get("description"), str) else "",
         tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
         document=value,
     )

@@ -11,17 +11,17 @@ from typing import Any
 
 from typer.core import TyperCommand
 
-try:  # older typer uses click itself, later versions a vendored copy
-    from click.exceptions import UsageError
-    from click.types import StringParamType
+try:  # later typer vendors click (typed), older versions use click itself
+    from typer._click.exceptions import UsageError
+    from typer._click.types import StringParamType
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from typer._click.exceptions import UsageError  # type: ignore[no-redef]
-    from typer._click.types import StringParamType  # type: ignore[no-redef]
+    from click.exceptions import UsageError  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from click.types import StringParamType  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 __all__ = ["HINTS", "TEXT", "HintedCommand", "hinted", "text_argument"]
 
 
-class _Text(StringParamType):
+class _Text(StringParamType):  # pyright: ignore[reportGeneralTypeIssues]  (from the try/except import)
     """A string argument whose help shows only its placeholder (``URI``), not ``URI <str>``."""
 
     def get_metavar(self, param: Any, ctx: Any = None) -> str:

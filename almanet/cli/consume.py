@@ -56,6 +56,7 @@ def message_line(message: Any, as_json: bool, topic: str | None = None, raw: boo
         else:
             record["raw"] = message.raw.decode("utf-8", "replace")
         return orjson.dumps(record)
+    line: bytes
     if raw or not is_json:
         line = message.raw
     else:

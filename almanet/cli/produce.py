@@ -112,7 +112,8 @@ async def _produce(
                 return len(bodies)
             if rate:
                 return await _paced(session, topic, bodies, rate, progress)
-            return await session.produce_many(topic, bodies, raw=True, progress=progress)
+            sent: int = await session.produce_many(topic, bodies, raw=True, progress=progress)
+            return sent
 
 
 async def _paced(session: Any, topic: str, bodies: list[bytes], rate: float, progress: Any) -> int:

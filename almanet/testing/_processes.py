@@ -208,7 +208,7 @@ class NsqdProcess(_Daemon):
         """nsqd's /stats entry for ``topic`` (depth, message_count, channels...), or None."""
         for t in self.stats().get("topics") or []:
             if t["topic_name"] == topic:
-                return t
+                return dict(t)
         return None
 
     def create_channel(self, topic: str, channel: str) -> None:
@@ -230,7 +230,7 @@ class NsqdProcess(_Daemon):
         """nsqd's /stats entry for ``channel`` of ``topic`` (depth, in_flight_count, clients...)."""
         for c in (self.topic_stats(topic) or {}).get("channels") or []:
             if c["channel_name"] == channel:
-                return c
+                return dict(c)
         return None
 
 

@@ -22,7 +22,8 @@ def free_port() -> int:
     """A TCP port that was free a moment ago (racy by nature: prefer port 0 where possible)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def new_name(prefix: str = "t") -> str:
@@ -58,7 +59,8 @@ def wait_until(
 
 def http_get(address: str, path: str, timeout: float = HTTP_TIMEOUT) -> bytes:
     with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as resp:
-        return resp.read()
+        body: bytes = resp.read()
+        return body
 
 
 def http_json(address: str, path: str, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
@@ -66,10 +68,13 @@ def http_json(address: str, path: str, timeout: float = HTTP_TIMEOUT) -> dict[st
     # NSQ < 1.0 wrapped replies as {"status_code": 200, "data": {...}}; accept both shapes.
     if isinstance(data, dict) and "status_code" in data and "data" in data:
         data = data["data"]
+    if not isinstance(data, dict):
+        raise ValueError(f"http://{address}{path} answered {type(data).__name__}, not a JSON object")
     return data
 
 
 def http_post(address: str, path: str, timeout: float = HTTP_TIMEOUT) -> bytes:
     request = urllib.request.Request(f"http://{address}{path}", data=b"", method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as resp:
-        return resp.read()
+        body: bytes = resp.read()
+        return body

@@ -16,7 +16,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -30,11 +30,12 @@ if TYPE_CHECKING:
 try:
     import pytest_asyncio
 except ImportError:  # pytest-asyncio is optional: anyio's plugin may be the one in use
-    pytest_asyncio = None
+    pytest_asyncio = None  # type: ignore[assignment]
 
 __all__: list[str] = []  # fixtures are found by pytest, not imported
 
-_LOOP_SCOPES = ("function", "class", "module", "package", "session")
+_Scope = Literal["function", "class", "module", "package", "session"]
+_LOOP_SCOPES: tuple[_Scope, ...] = ("function", "class", "module", "package", "session")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -114,9 +115,9 @@ def nsq_cluster() -> Iterator[Callable[..., NsqCluster]]:
 @pytest.fixture
 def almanet_nsqd(request: pytest.FixtureRequest) -> NsqdProcess:
     """The nsqd that ``served``, ``session`` and ``expect_*`` use: the test's own when it has one."""
-    if "fresh_nsqd" in request.fixturenames:
-        return request.getfixturevalue("fresh_nsqd")
-    return request.getfixturevalue("nsqd")
+    name = "fresh_nsqd" if "fresh_nsqd" in request.fixturenames else "nsqd"
+    nsqd: NsqdProcess = request.getfixturevalue(name)
+    return nsqd
 
 
 # -- serving and watching --------------------------------------------------------------------
@@ -193,7 +194,8 @@ def _async_variant(request: pytest.FixtureRequest, base: str) -> str:
 @pytest.fixture
 def session(request: pytest.FixtureRequest) -> almanet.Almanet:
     """A session joined to the test's nsqd, in the test's event loop; it leaves at teardown."""
-    return request.getfixturevalue(_async_variant(request, "session"))
+    joined: almanet.Almanet = request.getfixturevalue(_async_variant(request, "session"))
+    return joined
 
 
 def _session_fixture() -> Callable[[NsqdProcess], AsyncIterator[almanet.Almanet]]:
@@ -206,7 +208,8 @@ def _session_fixture() -> Callable[[NsqdProcess], AsyncIterator[almanet.Almanet]
     return joined
 
 
-def _asyncio_variant(scope: str) -> Any:
+def _asyncio_variant(scope: _Scope) -> Any:
+    assert pytest_asyncio is not None  # only called when it imported
     name = f"_almanet_session_asyncio_{scope}"
     try:
         return pytest_asyncio.fixture(name=name, loop_scope=scope)(_session_fixture())

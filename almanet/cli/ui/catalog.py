@@ -26,7 +26,8 @@ async def read_catalog(session: Any, settings: Any, timeout: float = DISCOVERY_T
     for instance in instances:  # _wire.Instance; a 0.7.0 service describes nothing: no schemas
         for procedure in instance.procedures:
             described.setdefault((procedure.uri, procedure.channel), procedure)
-    served, unserved = [], []
+    served: list[dict[str, Any]] = []
+    unserved: list[dict[str, Any]] = []
     for entry in report["procedures"]:
         procedure = described.get((entry["uri"], entry["channel"]))
         document = procedure.document if procedure is not None else {}

@@ -15,6 +15,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -87,7 +88,9 @@ def _same_origin(request: web.Request) -> bool:
 
 
 @web.middleware
-async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+async def guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     state = request.app[STATE]
     if request.path.startswith("/static/"):
         return await handler(request)
@@ -102,7 +105,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 async def page(request: web.Request) -> web.Response:
-    text = (resources.files(__package__) / "static" / "index.html").read_text(encoding="utf-8")
+    text = (resources.files(__name__.rpartition(".")[0]) / "static" / "index.html").read_text(encoding="utf-8")
     return web.Response(text=text, content_type="text/html", headers=_PAGE_HEADERS)
 
 
@@ -110,7 +113,7 @@ async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in _ASSETS or name == "index.html":
         raise web.HTTPNotFound()
-    data = (resources.files(__package__) / "static" / name).read_bytes()
+    data = (resources.files(__name__.rpartition(".")[0]) / "static" / name).read_bytes()
     return web.Response(body=data, content_type=_ASSETS[name], headers={"Cache-Control": "no-cache"})
 
 
