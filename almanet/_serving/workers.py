@@ -4,7 +4,7 @@ Each worker is ``almanet serve`` itself (its own session, its own subscriptions)
 the same arguments less ``--workers``/``--reload``/``--http``; nsqd spreads invocations over
 them as over any instances of a channel. The supervisor restarts a worker that dies (backoff
 0.5 s doubling to 10 s, reset once a worker is ready), forwards SIGTERM/SIGINT so that every
-worker drains, and exits 0 when all did. Workers are in their own process group, so that a
+worker drains, and exits 0 when all did. Workers are in their own session (process group), so that a
 terminal's Ctrl-C reaches them once, through the supervisor; a worker whose supervisor is gone
 drains and exits by itself (it notices a new parent within a second).
 
@@ -73,7 +73,7 @@ class Supervisor:
         if self.metrics_dir is not None:
             env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         proc = await asyncio.create_subprocess_exec(
-            *self.command, env=env, stdin=asyncio.subprocess.DEVNULL, pass_fds=(self._write_fd,), process_group=0
+            *self.command, env=env, stdin=asyncio.subprocess.DEVNULL, pass_fds=(self._write_fd,), start_new_session=True
         )
         worker = self.by_pid[proc.pid] = _Worker(slot, proc)
         logger.info("worker %d started (pid %d)", slot, proc.pid)
