@@ -23,12 +23,12 @@ from typing import Any
 from .._nsq.address import split_address
 from .._wire.errors import invalid_argument
 
-__all__ = ["Endpoint", "Ops", "pipe_reporter", "readiness"]
+__all__ = ["METRICS_TYPE", "TEXT_TYPE", "Endpoint", "Ops", "pipe_reporter", "readiness"]
 
 logger = logging.getLogger("almanet._service")
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable", 400: "Bad Request"}
-_TEXT = "text/plain; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # prometheus-client's CONTENT_TYPE_LATEST
 
 
@@ -62,11 +62,11 @@ class Endpoint:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
             method, path = _request_line(head)
             if method not in ("GET", "HEAD"):
-                status, kind, body = 405, _TEXT, b"only GET\n"
+                status, kind, body = 405, TEXT_TYPE, b"only GET\n"
             elif path in self.routes:
                 status, kind, body = await self.routes[path]()
             else:
-                status, kind, body = 404, _TEXT, f"no {path}: try /healthz, /readyz or /metrics\n".encode()
+                status, kind, body = 404, TEXT_TYPE, f"no {path}: try /healthz, /readyz or /metrics\n".encode()
             header = (
                 f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {kind}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -176,11 +176,11 @@ class Ops:
 
     def _routes(self) -> dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]]:
         async def healthz() -> tuple[int, str, bytes]:
-            return 200, _TEXT, b"ok\n"
+            return 200, TEXT_TYPE, b"ok\n"
 
         async def readyz() -> tuple[int, str, bytes]:
             ready, why = self.ready()
-            return (200 if ready else 503), _TEXT, why.encode()
+            return (200 if ready else 503), TEXT_TYPE, why.encode()
 
         async def metrics() -> tuple[int, str, bytes]:
             from prometheus_client import REGISTRY

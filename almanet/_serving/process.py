@@ -149,6 +149,15 @@ def serve_configured(
     options = configured_options(settings)
     configured = serve_addresses(settings, options)
     options.update(session_options)
+    if settings.log_format == "json":  # log.format: the handlers the program has, in JSON
+        from .logs import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    try:
+        options.setdefault("ops", make_ops(settings.serve_http))
+    except ImportError as exc:
+        _exit(f"error: {exc}", 2)
     try:
         code = serve_until_signal(services, configured if addresses is None else addresses, **options)
     except invalid_argument as exc:

@@ -249,7 +249,7 @@ class Supervisor:
     def _endpoint(self) -> Any:
         from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
 
-        from .ops import _TEXT, METRICS_TYPE, Endpoint
+        from .ops import METRICS_TYPE, TEXT_TYPE, Endpoint
 
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=self.metrics_dir)
@@ -259,11 +259,11 @@ class Supervisor:
         counted = [0]
 
         async def healthz() -> tuple[int, str, bytes]:
-            return 200, _TEXT, b"ok\n"
+            return 200, TEXT_TYPE, b"ok\n"
 
         async def readyz() -> tuple[int, str, bytes]:
             ready, why = self.readiness()
-            return (200 if ready else 503), _TEXT, why.encode()
+            return (200 if ready else 503), TEXT_TYPE, why.encode()
 
         async def metrics() -> tuple[int, str, bytes]:
             workers.set(sum(1 for w in self.by_pid.values() if w.proc.returncode is None))
