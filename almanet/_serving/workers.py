@@ -247,10 +247,18 @@ class Supervisor:
         return 130 if 130 in bad else 1
 
     def _endpoint(self) -> Any:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            disable_created_metrics,
+            generate_latest,
+            multiprocess,
+        )
 
         from .ops import METRICS_TYPE, TEXT_TYPE, Endpoint
 
+        disable_created_metrics()  # as the workers' (metrics.py)
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=self.metrics_dir)
         own = CollectorRegistry()
