@@ -125,9 +125,14 @@ async def serve(args: argparse.Namespace) -> None:
     # bench/run.py --metrics: the same service with `serve --http` on (metrics recorded per call)
     ops = None
     if os.environ.get("ALMANET_BENCH_METRICS"):
+        import socket
+
         from almanet._serving.process import make_ops
 
-        ops = make_ops("127.0.0.1:0")
+        with socket.socket() as probe:  # a free loopback port for the endpoint
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        ops = make_ops(f"127.0.0.1:{port}")
         ops.attach([service])
         await ops.open()
     await service.start(nsqd_http=args.nsqd_http)  # with nsqd's HTTP API: fail-fast and deadlines on

@@ -42,8 +42,6 @@ class Endpoint:
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
-        if self.port == 0:
-            self.port = self.server.sockets[0].getsockname()[1]
         logger.info("health and metrics on http://%s/ (/healthz, /readyz, /metrics)", self.address)
 
     @property
