@@ -198,11 +198,13 @@ def _http_address(given: str | None, configured: str | None) -> str | None:
 
 
 def _check_extras(address: str | None, reload: bool) -> None:
-    """--http needs prometheus-client, --reload watchfiles: both in the ``ops`` extra."""
-    import importlib.util
+    """--http needs prometheus-client, --reload watchfiles: both in the ``ops`` extra (exit 2 without)."""
+    import importlib
 
     needed = [("prometheus_client", "--http")] if address is not None else []
     needed += [("watchfiles", "--reload")] if reload else []
     for module, option in needed:
-        if importlib.util.find_spec(module) is None:
-            fail(f"{option} needs {module}: pip install 'almanet[ops]'", Exit.BAD_INPUT)
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            fail(f"{option} needs {module}, which is not installed: pip install 'almanet[ops]'", Exit.BAD_INPUT)

@@ -6,6 +6,7 @@ Real processes against a real nsqd; readiness is polled, never slept for.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import urllib.error
 import urllib.request
@@ -174,3 +175,37 @@ def test_log_format_json_prints_only_json_lines(fresh_nsqd: NsqdProcess, tmp_pat
     assert failure["invocation_id"] in failure["message"] and "ValueError: broken on purpose" in failure["exception"]
     text = almanet("serve", TARGET, "--log-format", "text", "--nsqd", "127.0.0.1:1", env=env, cwd=tmp_path)
     assert text.returncode == 4 and not text.stderr.startswith(b"{")  # --log-format wins over the file
+
+
+def test_a_lost_nsqd_turns_readyz_503_and_counts_a_reconnect(fresh_nsqd: NsqdProcess, tmp_path: Path) -> None:
+    env = nsq_env(tmp_path, fresh_nsqd)
+    base = f"http://127.0.0.1:{free_port()}"
+    server = start("serve", TARGET, "--http", base.removeprefix("http://"), env=env, cwd=tmp_path)
+    nsqd = (("nsqd", fresh_nsqd.tcp_address),)
+    try:
+        wait_until(lambda: ready(base, server), 10, message="/readyz never answered 200")
+        fresh_nsqd.kill()
+        wait_until(lambda: get(base + "/readyz")[0] == 503, 10, message="/readyz stayed 200 with nsqd gone")
+        status, why = get(base + "/readyz")
+        assert status == 503 and why.startswith("waiting for: _rpc_.") and fresh_nsqd.tcp_address in why
+        assert metrics(base)["almanet_nsqd_up"][nsqd] == 0
+        fresh_nsqd.restart()
+        wait_until(lambda: ready(base, server), 20, message="/readyz did not come back after nsqd did")
+        found = metrics(base)
+        assert found["almanet_nsqd_up"][nsqd] == 1
+        assert found["almanet_nsqd_reconnects_total"][nsqd] == found["almanet_nsqd_subscriptions"][nsqd] >= 3
+    finally:
+        code, _, err = stop(server, signal.SIGTERM)
+    assert code == 0, err
+
+
+def test_http_without_prometheus_client_exits_2_naming_the_extra(fresh_nsqd: NsqdProcess, tmp_path: Path) -> None:
+    """prometheus-client made unimportable for the child (a package of that name that refuses to load)."""
+    shadow = tmp_path / "shadow" / "prometheus_client"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    env = nsq_env(tmp_path, fresh_nsqd)
+    env["PYTHONPATH"] = f"{shadow.parent}{os.pathsep}{env['PYTHONPATH']}"
+    result = almanet("serve", TARGET, "--http", f"127.0.0.1:{free_port()}", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert b"--http needs prometheus_client, which is not installed: pip install 'almanet[ops]'" in result.stderr
