@@ -18,10 +18,13 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._nsq.address import split_address
 from .._wire.errors import invalid_argument
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = ["METRICS_TYPE", "TEXT_TYPE", "Endpoint", "Ops", "pipe_reporter", "readiness"]
 
@@ -104,10 +107,15 @@ class Ops:
     ``report`` then gets each change of readiness (``ready``, ``unready``, ``draining``).
     """
 
-    def __init__(self, address: str | None, report: Callable[[str], None] | None = None) -> None:
-        from .metrics import Metrics
+    def __init__(
+        self, address: str | None, report: Callable[[str], None] | None = None, *, metrics: bool = True
+    ) -> None:
+        # a worker without --http on its supervisor reports readiness only: no metrics work
+        self.metrics: Metrics | None = None
+        if metrics:
+            from .metrics import Metrics
 
-        self.metrics = Metrics()
+            self.metrics = Metrics()
         self.services: list[Any] = []
         self.state = "starting"  # starting | serving | draining
         self.endpoint = Endpoint(address, self._routes()) if address is not None else None
@@ -118,6 +126,8 @@ class Ops:
 
     def attach(self, services: list[Any]) -> None:
         self.services = services
+        if self.metrics is None:
+            return
         for service in services:
             self.metrics.watch(service.procedures.values())
             service.observer = self.metrics
@@ -148,7 +158,8 @@ class Ops:
 
     def sample(self) -> bool:
         ready, _ = self.ready()
-        self.metrics.sample((c for s in self.services if s.running for c in s.running.consumers), ready)
+        if self.metrics is not None:
+            self.metrics.sample((c for s in self.services if s.running for c in s.running.consumers), ready)
         return ready
 
     def _tick(self) -> None:
@@ -186,6 +197,7 @@ class Ops:
             from .metrics import render
 
             self.sample()
+            assert self.metrics is not None  # an endpoint has metrics
             return 200, METRICS_TYPE, render((self.metrics.registry, REGISTRY))
 
         return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}

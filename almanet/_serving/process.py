@@ -113,17 +113,21 @@ def serve_until_signal(
     return run(serve_services(services, addresses, on_started, **session_options))
 
 
-def make_ops(address: str | None, report_fd: int | None = None) -> Any:
-    """``ops.Ops`` for ``--http ADDRESS`` (or a worker's pipe), or None; ImportError names the extra."""
+def make_ops(address: str | None, report_fd: int | None = None, metrics: bool = True) -> Any:
+    """``ops.Ops`` for ``--http ADDRESS`` (or a worker's pipe), or None; ImportError names the extra.
+
+    ``metrics`` False: a worker whose supervisor serves no ``--http`` (readiness reports only).
+    """
     if address is None and report_fd is None:
         return None
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError:
-        raise ImportError("--http (serve.http) needs prometheus-client: pip install 'almanet[ops]'") from None
+    if metrics:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise ImportError("--http (serve.http) needs prometheus-client: pip install 'almanet[ops]'") from None
     from .ops import Ops, pipe_reporter
 
-    return Ops(address, pipe_reporter(report_fd) if report_fd is not None else None)
+    return Ops(address, pipe_reporter(report_fd) if report_fd is not None else None, metrics=metrics)
 
 
 def serve_configured(

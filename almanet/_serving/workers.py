@@ -34,11 +34,12 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["WORKER_FD", "Supervisor", "supervise", "watched_paths", "worker_fd"]
+__all__ = ["WORKER_FD", "WORKER_METRICS", "Supervisor", "supervise", "watched_paths", "worker_fd"]
 
 logger = logging.getLogger("almanet._service")
 
 WORKER_FD = "ALMANET_WORKER_FD"  # a worker's pipe to its supervisor (the fd number)
+WORKER_METRICS = "ALMANET_WORKER_METRICS"  # set when the supervisor serves /metrics
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 10.0
 
 
@@ -72,6 +73,7 @@ class Supervisor:
         env = {**os.environ, WORKER_FD: str(self._write_fd), "ALMANET_WORKER": str(slot)}
         if self.metrics_dir is not None:
             env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
+            env[WORKER_METRICS] = "1"
         proc = await asyncio.create_subprocess_exec(
             *self.command, env=env, stdin=asyncio.subprocess.DEVNULL, pass_fds=(self._write_fd,), start_new_session=True
         )
@@ -290,10 +292,10 @@ def supervise(command: Sequence[str], count: int, http: str | None, watch: Seque
     return run(Supervisor(command, count, http, watch).run())
 
 
-def worker_fd() -> int | None:
-    """This process's pipe to its supervisor, when it is a worker."""
+def worker_fd() -> tuple[int | None, bool]:
+    """This process's pipe to its supervisor when it is a worker, and whether it records metrics."""
     text = os.environ.get(WORKER_FD, "")
-    return int(text) if text.isdigit() else None
+    return (int(text) if text.isdigit() else None), os.environ.get(WORKER_METRICS) == "1"
 
 
 def watched_paths(targets: Sequence[str]) -> list[str]:

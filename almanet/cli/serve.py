@@ -156,7 +156,7 @@ def serve(
         if reload:
             logging.getLogger("almanet").info("reload: watching %s", ", ".join(watch))
         raise typer.Exit(supervise(command, workers, address, watch))
-    report_fd = worker_fd()
+    report_fd, worker_metrics = worker_fd()
     services = [s for target in targets for s in resolve_target(target)]
     if not any(s.procedures for s in services):
         fail("the services have no procedures to serve", Exit.BAD_INPUT)
@@ -170,7 +170,10 @@ def serve(
     shown = addresses if addresses is not None else services[0].addresses
     from almanet._serving.process import make_ops, serve_until_signal
 
-    ops = make_ops(None if report_fd is not None else address, report_fd)
+    if report_fd is not None:  # a worker: its supervisor serves --http
+        ops = make_ops(None, report_fd, metrics=worker_metrics)
+    else:
+        ops = make_ops(address)
 
     def started() -> None:  # only once joined and subscribed: "serving" is then true
         if fmt == "text" and report_fd is None:
