@@ -22,11 +22,15 @@ def pids_answering(nsqd: NsqdProcess, calls: int = 12) -> set[int]:
 
 
 def alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's reaping depends on the machine's init)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_two_workers_answer_a_killed_one_is_replaced_and_sigterm_stops_all(
@@ -142,3 +146,14 @@ def test_reload_serves_an_edited_module_and_keeps_the_old_one_when_an_edit_break
             server.kill()
             server.wait()
     assert code == 0, log.read_text()
+
+
+def test_workers_of_a_killed_supervisor_drain_and_exit(fresh_nsqd: NsqdProcess, tmp_path: Path) -> None:
+    """No --http: workers report readiness only; a supervisor killed with -9 leaves no worker behind."""
+    supervisor = start("serve", TARGET, "--workers", "2", env=nsq_env(tmp_path, fresh_nsqd), cwd=tmp_path)
+    try:
+        seen: set[int] = set()
+        wait_until(lambda: len(seen.__ior__(pids_answering(fresh_nsqd))) == 2, 20, message="not two pids answered")
+    finally:
+        stop(supervisor, signal.SIGKILL)
+    wait_until(lambda: not any(alive(pid) for pid in seen), 10, message="workers outlived their supervisor")
