@@ -62,7 +62,7 @@ class Supervisor:
         self.restarts = 0
         self.codes: list[int] = []
         self.fatal: int | None = None
-        self.done = asyncio.Event()
+        self._watch_stop: asyncio.Event | None = None
         self.metrics_dir = tempfile.mkdtemp(prefix="almanet-metrics-") if http else None
         self._read_fd, self._write_fd = os.pipe()
         self._buffer = b""
@@ -79,6 +79,8 @@ class Supervisor:
         )
         worker = self.by_pid[proc.pid] = _Worker(slot, proc)
         logger.info("worker %d started (pid %d)", slot, proc.pid)
+        if self.stopping:  # a signal came while it was being started: it drains at once too
+            proc.send_signal(signal.SIGTERM)
         return worker
 
     async def wait_ready(self, worker: _Worker) -> bool:
@@ -160,9 +162,9 @@ class Supervisor:
     async def watch_files(self) -> None:
         import watchfiles
 
-        stop = asyncio.Event()
-        self._watch_stop = stop
-        async for changes in watchfiles.awatch(*self.watch, watch_filter=watchfiles.PythonFilter(), stop_event=stop):
+        self._watch_stop = asyncio.Event()
+        watching = watchfiles.awatch(*self.watch, watch_filter=watchfiles.PythonFilter(), stop_event=self._watch_stop)
+        async for changes in watching:
             if self.stopping:
                 return
             await self.reload(", ".join(sorted({PurePath(path).name for _, path in changes})[:3]))
@@ -175,7 +177,7 @@ class Supervisor:
         else:
             logger.info("stopping: every worker drains (signal again to stop at once)")
         self.stopping = True
-        if getattr(self, "_watch_stop", None) is not None:
+        if self._watch_stop is not None:
             self._watch_stop.set()
         for worker in list(self.by_pid.values()):
             if worker.proc.returncode is None:
