@@ -122,10 +122,27 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # bench/run.py --metrics: the same service with `serve --http` on (metrics recorded per call)
+    ops = None
+    if os.environ.get("ALMANET_BENCH_METRICS"):
+        import socket
+
+        from almanet._serving.process import make_ops
+
+        with socket.socket() as probe:  # a free loopback port for the endpoint
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        ops = make_ops(f"127.0.0.1:{port}")
+        ops.attach([service])
+        await ops.open()
     await service.start(nsqd_http=args.nsqd_http)  # with nsqd's HTTP API: fail-fast and deadlines on
+    if ops is not None:
+        ops.started()
     print("READY", flush=True)
     await stop.wait()
     await service.stop()
+    if ops is not None:
+        await ops.close()
     traced = {"trace": trace.events, "split": trace.split} if args.trace else {}
     emit({"role": "serve", "impl": "almanet", "calls": calls, **traced})
 

@@ -483,9 +483,16 @@ def main() -> None:
         help="run almanet again with these settings, interleaved: PYTHON=<venv python> picks the"
         " interpreter, other keys are environment variables (e.g. asyncio:ALMANET_LOOP=asyncio)",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="almanet again with the service's metrics on (serve --http), side by side: the variant 'metrics'",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not update RESULTS.md")
     parser.add_argument("--table", default="", help="the RESULTS.md block to rewrite (make bench PYTHON=... sets it)")
     args = parser.parse_args()
+    if args.metrics:
+        args.variant.append("metrics:ALMANET_BENCH_METRICS=1")
     for spec in args.variant:
         name, _, settings = spec.partition(":")
         env = dict(item.split("=", 1) for item in settings.split(",") if item)

@@ -107,6 +107,8 @@ class Consumer:
         self._idle: asyncio.Event | None = None
         self._stopping = False
         self._closing: asyncio.Future[list[None]] | None = None
+        # nsqd address -> resubscriptions after a lost connection (read by a service's metrics)
+        self.reconnects: dict[str, int] = {}
 
     @property
     def in_flight(self) -> int:
@@ -123,6 +125,10 @@ class Consumer:
     @property
     def connected(self) -> int:
         return sum(1 for c in self._connections.values() if not c.closed)
+
+    def live(self) -> list[str]:
+        """The nsqd addresses this subscription is live on now (a service's readiness reads it)."""
+        return [a for a, c in self._connections.items() if not c.closed]
 
     def _settled(self) -> None:
         self._in_flight -= 1
@@ -226,6 +232,7 @@ class Consumer:
                 if first_at_once and attempt == 1:
                     logger.info("subscribed %s/%s on nsqd %s", self.topic, self.channel, address)
                 else:
+                    self.reconnects[address] = self.reconnects.get(address, 0) + 1
                     logger.info("resubscribed %s/%s on nsqd %s", self.topic, self.channel, address)
                 return
             except (NSQError, TimeoutError) as exc:  # anything but cancellation: try again

@@ -23,6 +23,7 @@ from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
 from .._wire.errors import InternalError, rpc_error
+from .observer import InvocationObserver, outcome_of
 from .procedure import Procedure
 
 __all__ = ["Running"]
@@ -64,6 +65,8 @@ class Running:
     # False once the service has stopped (or failed to start): no new invocation, no reply sent
     open: bool = True
     start_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = field(init=False, repr=False)
+    # metrics (``observer.py``): None unless the service is served with --http; one check per invocation
+    observer: InvocationObserver | None = None
 
     publish: Callable[..., asyncio.Future[None]] = field(init=False, repr=False)
 
@@ -101,6 +104,8 @@ class Running:
         except _wire.WireError as exc:
             logger.warning("dropped a malformed invocation of %s: %s", procedure.uri, exc)
             message.finish()
+            if self.observer is not None:
+                self.observer.dropped(procedure, "malformed")
             return
         timeout_ms = invocation.timeout_ms
         if timeout_ms is None and procedure.stale_after is None:
@@ -110,15 +115,44 @@ class Running:
         if stale:  # its caller has given up: finished unrun and unanswered, counted, logged once
             message.finish()
             self.stale[procedure.uri] = self.stale.get(procedure.uri, 0) + 1
-            logger.warning("dropped a stale invocation of %s unrun: %s (call %s)", procedure.uri, stale, invocation.id)
+            logger.warning(
+                "dropped a stale invocation of %s unrun: %s (call %s)",
+                procedure.uri,
+                stale,
+                invocation.id,
+                extra={"invocation_id": invocation.id, "uri": procedure.uri},
+            )
+            if self.observer is not None:
+                self.observer.dropped(procedure, "expired" if "deadline" in stale else "stale")
             return
         # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
         # current_task() and context variables as in any other task.
-        task = self.start_task(self._invoke(procedure, invocation, message, expires))
+        observer = self.observer
+        if observer is None:
+            task = self.start_task(self._invoke(procedure, invocation, message, expires))
+        else:
+            task = self.start_task(self._observed(observer, procedure, invocation, message, expires))
         if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
             tasks = self.tasks
             tasks[task] = message
             task.add_done_callback(tasks.pop)  # only this removes it: dict.pop, no Python frame
+
+    async def _observed(
+        self,
+        observer: InvocationObserver,
+        procedure: Procedure,
+        invocation: _wire.Invocation,
+        message: Message,
+        deadline: float | None,
+    ) -> None:
+        """``_invoke`` told to the observer: only a service served with metrics runs this frame."""
+        started = observer.started(procedure)
+        try:
+            error = await self._invoke(procedure, invocation, message, deadline)
+        except BaseException:
+            observer.finished(procedure, started, "requeued", None)
+            raise
+        observer.finished(procedure, started, outcome_of(error), error)
 
     async def _invoke(
         self,
@@ -126,7 +160,8 @@ class Running:
         invocation: _wire.Invocation,
         message: Message,
         deadline: float | None = None,
-    ) -> None:
+    ) -> str | None:
+        """Run it and reply; returns the name of the error it was answered with (None: a result)."""
         if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
             _budget.set(deadline)
         signature = procedure.signature
@@ -140,6 +175,7 @@ class Running:
             self._reply(message, invocation, False, result)
         except rpc_error as error:
             self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
+            return error.name
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # the drain gave up on it: run it elsewhere
@@ -149,9 +185,12 @@ class Running:
             # of this invocation, answered like any other, never requeued to loop forever
             _log_failure(procedure, invocation)
             self._internal_error(message, invocation)
+            return InternalError.__name__
         except Exception:
             _log_failure(procedure, invocation)
             self._internal_error(message, invocation)
+            return InternalError.__name__
+        return None
 
     def _internal_error(self, message: Message, invocation: _wire.Invocation) -> None:
         payload = _wire.error_payload(InternalError.__name__, [f"internal error in the service (call {invocation.id})"])
@@ -193,4 +232,11 @@ def _log_failure(procedure: Procedure, invocation: _wire.Invocation) -> None:
     frames = traceback.extract_tb(error.__traceback__) if error is not None else []
     where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
     what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
-    logger.exception("procedure %s failed on invocation %s%s: %s", procedure.uri, invocation.id, where, what)
+    logger.exception(
+        "procedure %s failed on invocation %s%s: %s",
+        procedure.uri,
+        invocation.id,
+        where,
+        what,
+        extra={"invocation_id": invocation.id, "uri": procedure.uri},
+    )

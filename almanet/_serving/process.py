@@ -16,7 +16,7 @@ from typing import Any, NoReturn, Protocol
 from .._runner import run
 from .._wire.errors import broker_error, config_error, invalid_argument
 
-__all__ = ["Servable", "serve_configured", "serve_services", "serve_until_signal"]
+__all__ = ["Servable", "make_ops", "serve_configured", "serve_services", "serve_until_signal"]
 
 logger = logging.getLogger("almanet._service")  # one logger for a service and its serving loop (README shows it)
 
@@ -36,12 +36,16 @@ async def serve_services(
     services: list[Servable],
     addresses: tuple[str, ...] | None = None,
     on_started: Callable[[], None] | None = None,
+    *,
+    ops: Any = None,
     **session_options: Any,
 ) -> int:
     """Serve until SIGINT/SIGTERM, then drain; a second signal stops at once.
 
     Returns 0 when every service drained, 130 when a second signal cut the drain short (the
-    invocations still in flight then go back to nsqd, to be delivered elsewhere).
+    invocations still in flight then go back to nsqd, to be delivered elsewhere). ``ops``
+    (``ops.Ops``, ``serve --http``): metrics and the health endpoint, open from before the
+    services start until they have drained.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -52,21 +56,38 @@ async def serve_services(
             hard.set()
             return
         logger.info("stopping: finishing invocations in flight (signal again to stop at once)")
+        if ops is not None:
+            ops.draining()
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     started: list[Servable] = []
     try:
+        if ops is not None:
+            ops.attach(services)
+            await ops.open()
         for service in services:
             await service.start(addresses, **session_options)
             started.append(service)
         if on_started is not None:
             on_started()
+        if ops is not None and not stop.is_set():
+            ops.started()
         await stop.wait()
     except BaseException:
         await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
+        if ops is not None:
+            await ops.close()
         raise
+    try:
+        return await _drain(started, hard)
+    finally:
+        if ops is not None:
+            await ops.close()
+
+
+async def _drain(started: list[Servable], hard: asyncio.Event) -> int:
     draining = asyncio.ensure_future(asyncio.gather(*(s.stop() for s in started), return_exceptions=True))
     interrupted = asyncio.ensure_future(hard.wait())
     either: list[asyncio.Future[Any]] = [draining, interrupted]
@@ -93,6 +114,23 @@ def serve_until_signal(
     return run(serve_services(services, addresses, on_started, **session_options))
 
 
+def make_ops(address: str | None, report_fd: int | None = None, metrics: bool = True) -> Any:
+    """``ops.Ops`` for ``--http ADDRESS`` (or a worker's pipe), or None; ImportError names the extra.
+
+    ``metrics`` False: a worker whose supervisor serves no ``--http`` (readiness reports only).
+    """
+    if address is None and report_fd is None:
+        return None
+    if metrics:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise ImportError("--http (serve.http) needs prometheus-client: pip install 'almanet[ops]'") from None
+    from .ops import Ops, pipe_reporter
+
+    return Ops(address, pipe_reporter(report_fd) if report_fd is not None else None, metrics=metrics)
+
+
 def serve_configured(
     services: list[Servable],
     addresses: tuple[str, ...] | None,
@@ -116,6 +154,15 @@ def serve_configured(
     options = configured_options(settings)
     configured = serve_addresses(settings, options)
     options.update(session_options)
+    if settings.log_format == "json":  # log.format: the handlers the program has, in JSON
+        from .logs import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    try:
+        options.setdefault("ops", make_ops(settings.serve_http))
+    except ImportError as exc:
+        _exit(f"error: {exc}", 2)
     try:
         code = serve_until_signal(services, configured if addresses is None else addresses, **options)
     except invalid_argument as exc:

@@ -25,6 +25,7 @@ from .._wire.checks import check_count, check_timeout
 from .._wire.errors import invalid_argument, session_state_error
 from .._wire.validation import inspect_procedure
 from .invocations import Running
+from .observer import InvocationObserver
 from .procedure import DISCOVERY_VERSION, Procedure
 from .process import serve_configured
 
@@ -70,6 +71,8 @@ class Service:
         self.tags = tags
         self.procedures: dict[str, Procedure] = {}
         self._running: Running | None = None
+        # told of every invocation when set before start() (metrics, ``observer.py``); None: no cost
+        self.observer: InvocationObserver | None = None
 
     # -- registry --------------------------------------------------------------------------------
 
@@ -119,6 +122,11 @@ class Service:
     # -- running ---------------------------------------------------------------------------------
 
     @property
+    def running(self) -> Running | None:
+        """What the started service holds (its subscriptions), None when stopped: health and metrics read it."""
+        return self._running
+
+    @property
     def session(self) -> Almanet:
         if self._running is None:
             raise session_state_error("the service is not running")
@@ -140,7 +148,7 @@ class Service:
         options.update(session_options)
         session = Almanet(*(self.addresses if addresses is None else addresses), **options)
         await session.join()
-        running = self._running = Running(session, asyncio.get_running_loop())
+        running = self._running = Running(session, asyncio.get_running_loop(), observer=self.observer)
         try:
             for procedure in self.procedures.values():
                 running.consumers.append(

@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG_FILE_NAME",
     "ENV_VARS",
     "KEYS",
+    "LOG_FORMATS",
     "TABLE",
     "Key",
     "Settings",
@@ -46,7 +47,7 @@ class Key:
     """
 
     name: str  # dotted: section.key, as written in almanet.toml
-    kind: str  # addresses | seconds | bool | path | secret
+    kind: str  # addresses | address | seconds | bool | path | secret | log_format
     default: Any
     field: str
     help: str
@@ -77,6 +78,8 @@ TABLE: tuple[Key, ...] = (
     Key("tls.verify", "bool", True, "tls.verify", "check nsqd's certificate and host name"),
     Key("auth.secret", "secret", None, "auth_secret", "secret sent with AUTH"),
     Key("rpc.fail_fast", "bool", True, "fail_fast", "a call nothing serves fails at once"),
+    Key("serve.http", "address", None, "serve_http", "health and metrics endpoint of `almanet serve` (off: none)"),
+    Key("log.format", "log_format", "text", "log_format", "log lines of `almanet serve`: text or json"),
 )
 _BY_NAME: dict[str, Key] = {key.name: key for key in TABLE}
 KEYS: tuple[str, ...] = tuple(_BY_NAME)
@@ -112,6 +115,8 @@ class Settings:
     tls: TLSSettings
     auth_secret: str | None = dataclasses.field(default=None, repr=False)  # never in logs
     fail_fast: bool = True  # refuse at once a call nothing serves (almanet.new_session's fail_fast)
+    serve_http: str | None = None  # host:port of /healthz, /readyz, /metrics (almanet serve --http)
+    log_format: str = "text"  # text | json (almanet serve --log-format)
     config_file: Path | None = dataclasses.field(default=None, compare=False)
     sources: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), compare=False, hash=False
@@ -216,8 +221,31 @@ def _secret(value: Any, raw: Raw, key: str) -> str | None:
     return value or None
 
 
+def _address(value: Any, raw: Raw, key: str) -> str | None:
+    """One ``host:port`` to listen on; "" means off."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise config_error(f'{raw.where}: {key} must be a "host:port" string, got {value!r}')
+    try:
+        return _join_address(*split_address(value))
+    except ValueError as exc:
+        raise config_error(f"{raw.where}: {key}: {exc}") from None
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: Any, raw: Raw, key: str) -> str:
+    if value not in LOG_FORMATS:
+        raise config_error(f'{raw.where}: {key} must be "text" or "json", got {value!r}')
+    return str(value)
+
+
 _CHECKS: dict[str, Callable[[Any, Raw, str], Any]] = {
     "addresses": _addresses,
+    "address": _address,
+    "log_format": _log_format,
     "seconds": _seconds,
     "bool": _bool,
     "secret": _secret,

@@ -101,6 +101,30 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", "-l", metavar="LEVEL", help="debug, info, warning or error.")
     ] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="json: one JSON object per line (default: log.format, text).",
+            show_default=False,
+        ),
+    ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve /healthz, /readyz and /metrics there (default: serve.http, off).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", metavar="N", help="Run N worker processes under a supervisor.")
+    ] = 1,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Restart when a watched .py file changes (development).")
+    ] = False,
     output: OutputOption = Output.auto,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
@@ -109,11 +133,33 @@ def serve(
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         fail(f"--log-level {log_level!r} is not one of debug, info, warning, error", Exit.BAD_INPUT)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format is not None and log_format not in ("text", "json"):
+        fail(f"--log-format {log_format!r} is not text or json", Exit.BAD_INPUT)
+    if workers < 1:
+        fail(f"--workers {workers} must be 1 or more", Exit.BAD_INPUT)
+    settings = load(config, nsqd)
+    fmt = log_format or settings.log_format
+    from almanet._serving.logs import configure_logging
+    from almanet._serving.workers import worker_fd
+
+    configure_logging(level, fmt)
+    address = _http_address(http, settings.serve_http)
+    if address is not None or workers > 1 or reload:
+        _check_extras(address, reload)
+    if workers > 1 or reload:
+        from almanet._serving.workers import supervise, watched_paths
+
+        command = [sys.executable, "-m", "almanet.cli", "serve", *targets, "-l", log_level, "--log-format", fmt]
+        command += ["-o", output.value] + (["-c", str(config)] if config is not None else [])
+        command += [arg for address_ in nsqd or () for arg in ("--nsqd", address_)]
+        watch = watched_paths(targets) if reload else []
+        if reload:
+            logging.getLogger("almanet").info("reload: watching %s", ", ".join(watch))
+        raise typer.Exit(supervise(command, workers, address, watch))
+    report_fd, worker_metrics = worker_fd()
     services = [s for target in targets for s in resolve_target(target)]
     if not any(s.procedures for s in services):
         fail("the services have no procedures to serve", Exit.BAD_INPUT)
-    settings = load(config, nsqd)
     from almanet._settings.configure import serve_addresses
 
     from ._common import exit_on_errors, session_options
@@ -122,13 +168,46 @@ def serve(
     addresses = serve_addresses(settings, options)
     lookupd = options.get("lookupd", services[0].lookupd)
     shown = addresses if addresses is not None else services[0].addresses
-    from almanet._serving.process import serve_until_signal
+    from almanet._serving.process import make_ops, serve_until_signal
+
+    if report_fd is not None:  # a worker: its supervisor serves --http
+        ops = make_ops(None, report_fd, metrics=worker_metrics)
+    else:
+        ops = make_ops(address)
 
     def started() -> None:  # only once joined and subscribed: "serving" is then true
-        _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd, output is Output.json)
+        if fmt == "text" and report_fd is None:
+            _panel(services, shown or (() if lookupd else ("localhost:4150",)), lookupd, output is Output.json)
+        elif output is Output.json:
+            _panel(services, shown or (), lookupd, True)
         logging.getLogger("almanet").info("ready")
 
     with exit_on_errors():
-        code = serve_until_signal(services, addresses, started, **options)
+        code = serve_until_signal(services, addresses, started, ops=ops, **options)
     if code:
         raise typer.Exit(code)
+
+
+def _http_address(given: str | None, configured: str | None) -> str | None:
+    """--http (checked here, exit 2) or serve.http (checked with the settings)."""
+    if given is None:
+        return configured
+    from almanet._nsq.address import Address, split_address
+
+    try:
+        return str(Address(*split_address(given)))
+    except ValueError as exc:
+        fail(f"--http {given!r}: {exc} (e.g. --http 127.0.0.1:9100)", Exit.BAD_INPUT)
+
+
+def _check_extras(address: str | None, reload: bool) -> None:
+    """--http needs prometheus-client, --reload watchfiles: both in the ``ops`` extra (exit 2 without)."""
+    import importlib
+
+    needed = [("prometheus_client", "--http")] if address is not None else []
+    needed += [("watchfiles", "--reload")] if reload else []
+    for module, option in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            fail(f"{option} needs {module}, which is not installed: pip install 'almanet[ops]'", Exit.BAD_INPUT)

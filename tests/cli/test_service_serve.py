@@ -78,3 +78,26 @@ def test_serve_with_a_bad_config_is_one_line(tmp_path: Path) -> None:
     code, err = proc.wait(20), proc.communicate()[1].decode()
     assert code == 2, err
     assert "Traceback" not in err and "almanet.toml" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_serve_reads_serve_http_and_log_format(nsqd: NsqdProcess, tmp_path: Path) -> None:
+    """``serve.http`` and ``log.format`` in almanet.toml apply to ``Service.serve()`` too."""
+    import json
+
+    from tests.cli.test_serve_ops import get, metrics
+
+    port = free_port()
+    (tmp_path / "almanet.toml").write_text(
+        f'[nsq]\nnsqd = ["{nsqd.tcp_address}"]\n[serve]\nhttp = "127.0.0.1:{port}"\n[log]\nformat = "json"\n'
+    )
+    proc = _example(clean_env(tmp_path), tmp_path)
+    try:
+        _serves(proc, nsqd)
+        # answered calls come before readiness: the discovery subscriptions are made after the procedures'
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/readyz") == (200, "ready\n"), 10, message="never ready")
+        total = metrics(f"http://127.0.0.1:{port}")["almanet_invocations_total"]
+        assert total[(("channel", "RPC"), ("outcome", "ok"), ("procedure", "net.example.greeting"))] >= 1
+    finally:
+        code, _, err = stop(proc, signal.SIGTERM)
+    assert code == 0, err
+    assert [json.loads(line)["level"] for line in err.splitlines()]  # JSON, every line

@@ -230,6 +230,12 @@ secret = "s3cret"
 
 [rpc]
 fail_fast = false
+
+[serve]
+http = "127.0.0.1:9100"
+
+[log]
+format = "json"
 """
 
 
@@ -244,6 +250,7 @@ def test_file_values_and_provenance(env: dict[str, str], cwd: Path) -> None:
     assert settings.tls == TLSSettings(enabled=True, verify=False)
     assert settings.auth_secret == "s3cret"
     assert settings.fail_fast is False
+    assert settings.serve_http == "127.0.0.1:9100" and settings.log_format == "json"
     expected = dict.fromkeys(KEYS, f"file:{path}")
     for key in ("tls.ca_file", "tls.cert_file", "tls.key_file"):
         expected[key] = "default"
@@ -591,3 +598,15 @@ def test_example_file_documents_every_key_of_the_table_in_its_section() -> None:
         if key.env:
             assert key.env in blocks[key.section], f"{key.name}: its variable {key.env} is not mentioned"
     assert len({key.name for key in TABLE}) == len(TABLE)
+
+
+def test_serve_http_and_log_format_are_checked(env: dict[str, str], cwd: Path) -> None:
+    assert load_settings(env=env, cwd=cwd).serve_http is None
+    assert load_settings(env=env, cwd=cwd, overrides={"serve.http": "[::1]:9100"}).serve_http == "[::1]:9100"
+    assert load_settings(env=env, cwd=cwd, overrides={"serve.http": ""}).serve_http is None
+    path = write(cwd / "almanet.toml", '[serve]\nhttp = "nowhere"\n')
+    with pytest.raises(config_error, match=r"almanet.toml:2: serve.http"):
+        load_settings(path, env=env, cwd=cwd)
+    write(path, '[log]\nformat = "yaml"\n')
+    with pytest.raises(config_error, match=r'log.format must be "text" or "json", got .yaml.'):
+        load_settings(path, env=env, cwd=cwd)
