@@ -23,6 +23,7 @@ from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
 from .._wire.errors import InternalError, rpc_error
+from .context import enter as _enter_call
 from .procedure import Procedure
 
 __all__ = ["Running"]
@@ -129,6 +130,7 @@ class Running:
     ) -> None:
         if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
             _budget.set(deadline)
+        _enter_call((procedure, invocation, message, deadline))  # current_call()
         signature = procedure.signature
         try:
             args: tuple[Any, ...] = ()
