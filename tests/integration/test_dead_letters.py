@@ -51,6 +51,12 @@ def test_the_last_rollback_moves_the_message_to_the_dead_letter_topic(
     run(scenario())
 
 
+def _http_pub(nsqd: NsqdProcess, topic: str, body: bytes) -> None:
+    request = urllib.request.Request(f"http://{nsqd.http_address}/pub?topic={topic}", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=2) as response:
+        assert response.read().strip() == b"OK"
+
+
 def test_a_message_delivered_past_max_attempts_is_moved_not_dropped(
     nsqd: NsqdProcess, unique_name: Callable[..., str]
 ) -> None:
@@ -61,11 +67,7 @@ def test_a_message_delivered_past_max_attempts_is_moved_not_dropped(
         async with joined(nsqd.tcp_address) as session:
             async with session.consume(dead, "inspect") as letters:
                 async with session.consume(topic, channel) as messages:  # no limit: rolls it back twice
-                    request = urllib.request.Request(
-                        f"http://{nsqd.http_address}/pub?topic={topic}", data=b"\xff not json", method="POST"
-                    )
-                    with urllib.request.urlopen(request, timeout=2) as response:
-                        assert response.read().strip() == b"OK"
+                    _http_pub(nsqd, topic, b"\xff not json")  # not JSON: kept as base64 in the letter
                     async for message in messages:
                         await message.rollback()
                         if message.attempts == 2:
