@@ -260,8 +260,12 @@ class Almanet:
         if delay is not None:
             delay = check_delay(delay)
         if delay:
-            return asyncio.ensure_future(self._broker.publish_deferred(topic, delay, body))
-        return self._broker.publish_each(topic, body)
+            published: asyncio.Future[None] = asyncio.ensure_future(self._broker.publish_deferred(topic, delay, body))
+        else:
+            published = self._broker.publish_each(topic, body)
+        if self._caller.tracing is not None:
+            self._caller.tracing.producer(topic, published)
+        return published
 
     async def produce_many(
         self,
@@ -323,6 +327,8 @@ class Almanet:
                 )
             if dead_letter_topic == topic:
                 raise invalid_argument("dead_letter_topic must differ from the topic consumed")
-        return Subscription(
+        subscription = Subscription(
             self, self._broker, topic, channel, max_in_flight, max_attempts, self._subscriptions, dead_letter_topic
         )
+        subscription.tracing = self._caller.tracing
+        return subscription

@@ -11,6 +11,7 @@ from .._broker.broker import Broker
 from .._nsq.consumer import Consumer, Message
 from .deadletter import envelope
 from .models import ConsumedMessage
+from .tracing import Tracing
 
 __all__ = ["Subscription"]
 
@@ -41,6 +42,7 @@ class Subscription:
         self.max_in_flight = max_in_flight
         self.max_attempts = max_attempts
         self.dead_letter_topic = dead_letter_topic
+        self.tracing: Tracing | None = None  # a CONSUMER span per message handed over, when tracing
         self._burying: set[asyncio.Task[None]] = set()
         self._broker = broker
         self._live = live
@@ -144,4 +146,6 @@ class Subscription:
         if message is None:
             self._queue.put_nowait(None)
             raise StopAsyncIteration
+        if self.tracing is not None:
+            self.tracing.consumer(self.topic, self.channel, message.id.decode("ascii", "replace"), message.attempts)
         return ConsumedMessage(message, self if self.dead_letter_topic is not None else None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._calling.session import Almanet
+from .._calling.tracing import Tracing, for_this_process
 from .._nsq.consumer import Consumer, Message
 from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
@@ -67,10 +68,12 @@ class Running:
     start_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = field(init=False, repr=False)
 
     publish: Callable[..., asyncio.Future[None]] = field(init=False, repr=False)
+    tracing: Tracing | None = field(init=False, repr=False)  # None without OpenTelemetry configured
 
     def __post_init__(self) -> None:
         self.start_task = _task_starter(self.loop)
         self.publish = self.session.broker.publisher()  # the producer's own: no frame of the broker's
+        self.tracing = for_this_process()
 
     def keep_alive(self) -> None:
         """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
@@ -115,7 +118,12 @@ class Running:
             return
         # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
         # current_task() and context variables as in any other task.
-        task = self.start_task(self._invoke(procedure, invocation, message, expires))
+        invoke = self._invoke(procedure, invocation, message, expires)
+        if self.tracing is not None:  # a SERVER span around it, the caller's span its parent
+            invoke = self.tracing.serve(
+                invoke, procedure.uri, procedure.channel, invocation.id, invocation.traceparent, message.attempts
+            )
+        task = self.start_task(invoke)
         if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
             tasks = self.tasks
             tasks[task] = message
@@ -160,6 +168,8 @@ class Running:
         self._reply(message, invocation, True, payload)
 
     def _reply(self, message: Message, invocation: _wire.Invocation, is_error: bool, payload: Any) -> None:
+        if is_error and self.tracing is not None:
+            self.tracing.error_reply(payload.get("name") if isinstance(payload, dict) else payload)
         try:
             body = _wire.encode_reply(invocation.id, is_error, payload)
         except _wire.WireError:
