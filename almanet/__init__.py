@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ._calling.subscription import Subscription
     from ._nsq.options import ConnectionOptions, TLSOptions
     from ._runner import run
+    from ._serving.context import CallContext, current_call
     from ._serving.service import Procedure, Service
     from ._wire.errors import (
         InternalError,
@@ -47,6 +48,8 @@ _LAZY = {
     "Almanet": "._calling.session",
     "Subscription": "._calling.subscription",
     "run": "._runner",
+    "CallContext": "._serving.context",
+    "current_call": "._serving.context",
 }
 
 
@@ -65,6 +68,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Almanet",
+    "CallContext",
     "CallResult",
     "ConnectionOptions",
     "ConsumedMessage",
@@ -78,6 +82,7 @@ __all__ = [
     "almanet_error",
     "broker_error",
     "config_error",
+    "current_call",
     "invalid_argument",
     "new_service",
     "new_session",

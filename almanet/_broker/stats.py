@@ -38,6 +38,7 @@ class TopicFacts:
     topic: str
     subscribers: int = 0  # clients on any channel of the topic
     capable: bool = True  # every one of them announced the deadline extension
+    traceable: bool = True  # every one of them reads a trace context (TRACE_AGENT)
     depth: int = 0  # waiting: in the topic (no channel yet) and in its channels
     in_flight: int = 0  # delivered, not finished
     requeued: int = 0  # channel requeue + timeout counts: deliveries that were tried again
@@ -72,6 +73,11 @@ def _key(host: str, port: int) -> tuple[str, int]:
     return ("loopback" if host in _LOOPBACK else host), port
 
 
+def _client_traceable(client: Any) -> bool:
+    agent = client.get("user_agent") if isinstance(client, dict) else None
+    return isinstance(agent, str) and _wire.TRACE_AGENT in agent.split()
+
+
 def _client_capable(client: Any) -> bool:
     agent = client.get("user_agent") if isinstance(client, dict) else None
     return isinstance(agent, str) and _wire.DEADLINE_AGENT in agent.split()
@@ -99,6 +105,8 @@ def parse_stats(document: Any, tcp_address: str, into: dict[str, TopicFacts], on
             listed = isinstance(clients, list) and len(clients) >= count
             if count and not (listed and all(map(_client_capable, clients))):
                 facts.capable = False
+            if count and not (listed and all(map(_client_traceable, clients))):
+                facts.traceable = False
             facts.depth += int(channel.get("depth") or 0)
             facts.in_flight += int(channel.get("in_flight_count") or 0)
             facts.requeued += int(channel.get("requeue_count") or 0) + int(channel.get("timeout_count") or 0)

@@ -8,6 +8,7 @@ its call is known. One watcher serves each published batch; one timer serves eve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from .forensics import Autopsies
 from .liveness import Liveness
 from .models import CallResult
 from .trace import CallTrace
+from .tracing import Tracing, for_this_process
 
 __all__ = ["REPLY_MAX_IN_FLIGHT", "Caller", "remote_error"]
 
@@ -109,6 +111,7 @@ class Caller:
         self._liveness = Liveness(stats, fail_fast=fail_fast)
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
         self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found
+        self.tracing = for_this_process()  # None without OpenTelemetry configured: no span work
         self._closed = False
 
     async def ensure_replies(self) -> None:
@@ -203,11 +206,13 @@ class Caller:
                 self._topics[uri] = topic
         return topic
 
-    def invocation(self, payload: Any, timeout_ms: int | None = None) -> tuple[str, bytes]:
+    def invocation(
+        self, payload: Any, timeout_ms: int | None = None, traceparent: str | None = None
+    ) -> tuple[str, bytes]:
         """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
         call_id = self._call_ids.next()
         try:
-            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, timeout_ms)
+            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, timeout_ms, traceparent)
         except _wire.WireError as exc:
             raise invalid_argument(str(exc)) from None
         self.broker.check_size(body, "the payload")
@@ -236,8 +241,12 @@ class Caller:
         timeout = self.default_timeout if timeout is None else timeout
         if _budget.get() is not None:  # called from a procedure that has a deadline
             timeout = _within_budget(uri, timeout)
-        call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
-        future: asyncio.Future[Any] = self._loop.create_future()
+        tracing = self.tracing
+        if tracing is None:
+            call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
+            future: asyncio.Future[Any] = self._loop.create_future()
+        else:
+            call_id, body, future = self._traced(tracing, uri, topic, payload, timeout, multi, deadline)
         self._pending[call_id] = _Pending(future, uri, multi, timeout, trace)
         self._deadlines.add(timeout, call_id)
         if trace is not None:
@@ -252,6 +261,24 @@ class Caller:
             published.add_done_callback(self._on_published)
         calls.append(call_id)
         return call_id, future
+
+    def _traced(
+        self, tracing: Tracing, uri: str, topic: str, payload: Any, timeout: float, multi: bool, deadline: bool
+    ) -> tuple[str, bytes, asyncio.Future[Any]]:
+        """``start``'s invocation with a CLIENT span, ended when the call's future is done."""
+        span, traceparent = tracing.client(uri, topic, multi)
+        if not self._liveness.traceable.get(topic):
+            traceparent = None  # a subscriber (0.7.0, say) would refuse the key
+        try:
+            call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None, traceparent)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.end()
+            raise
+        span.set_attribute("messaging.message.id", call_id)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        future.add_done_callback(functools.partial(tracing.finish_client, span))
+        return call_id, body, future
 
     def _on_published(self, published: asyncio.Future[None]) -> None:
         calls = self._publishing.pop(published, [])

@@ -66,6 +66,7 @@ class Liveness:
         self.fail_fast = fail_fast
         self.interval = interval
         self.served: dict[str, bool] = {}
+        self.traceable: dict[str, bool] = {}  # topic -> every subscriber reads a trace context
         self._refresher: asyncio.Task[None] | None = None
         self._told_unread = False
 
@@ -78,7 +79,7 @@ class Liveness:
             snapshot = Snapshot({}, [], [f"nsqd /stats did not answer within {CHECK_TIMEOUT:g}s"], 0.0)
         facts = snapshot.topics.get(topic)
         if facts is not None and facts.served:
-            self._remember(topic, facts.capable)
+            self._remember(topic, facts.capable, facts.traceable)
             return facts.capable
         if snapshot.complete:
             if self.fail_fast and refuse:
@@ -95,9 +96,10 @@ class Liveness:
         self._remember(topic, False)
         return False
 
-    def _remember(self, topic: str, capable: bool) -> None:
+    def _remember(self, topic: str, capable: bool, traceable: bool = False) -> None:
         if len(self.served) < 10_000:
             self.served[topic] = capable
+            self.traceable[topic] = traceable
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.ensure_future(self._refresh())
 
@@ -116,9 +118,11 @@ class Liveness:
                 if facts is not None and facts.served:
                     self.served.pop(topic, None)  # to the end: the next round starts with others
                     self.served[topic] = facts.capable
+                    self.traceable[topic] = facts.traceable
                 elif snapshot.complete:
                     # gone (or never there): the next call asks again, and fails fast if still so
                     self.served.pop(topic, None)
+                    self.traceable.pop(topic, None)
 
     def close(self) -> None:
         if self._refresher is not None:

@@ -260,8 +260,12 @@ class Almanet:
         if delay is not None:
             delay = check_delay(delay)
         if delay:
-            return asyncio.ensure_future(self._broker.publish_deferred(topic, delay, body))
-        return self._broker.publish_each(topic, body)
+            published: asyncio.Future[None] = asyncio.ensure_future(self._broker.publish_deferred(topic, delay, body))
+        else:
+            published = self._broker.publish_each(topic, body)
+        if self._caller.tracing is not None:
+            self._caller.tracing.producer(topic, published)
+        return published
 
     async def produce_many(
         self,
@@ -300,11 +304,14 @@ class Almanet:
         *,
         max_in_flight: int = 100,
         max_attempts: int | None = None,
+        dead_letter_topic: str | None = None,
     ) -> Subscription:
         """Messages of ``topic`` on ``channel``: ``async for message in session.consume(...)``.
 
         Use it as ``async with`` to stop it at a known point; otherwise it stops when the session
-        leaves. Past ``max_attempts`` deliveries a message is finished and logged, never looped.
+        leaves. Past ``max_attempts`` deliveries a message is finished and logged, never looped;
+        with ``dead_letter_topic`` it is published there first (its attempts and last error with
+        it), and so is a message whose last attempt is rolled back.
         """
         self._require_open()
         _check_name(topic)
@@ -312,4 +319,16 @@ class Almanet:
         check_count(max_in_flight, "max_in_flight")
         if max_attempts is not None:
             check_count(max_attempts, "max_attempts")
-        return Subscription(self, self._broker, topic, channel, max_in_flight, max_attempts, self._subscriptions)
+        if dead_letter_topic is not None:
+            _check_name(dead_letter_topic)
+            if max_attempts is None:
+                raise invalid_argument(
+                    "dead_letter_topic needs max_attempts: after how many deliveries a message goes there"
+                )
+            if dead_letter_topic == topic:
+                raise invalid_argument("dead_letter_topic must differ from the topic consumed")
+        subscription = Subscription(
+            self, self._broker, topic, channel, max_in_flight, max_attempts, self._subscriptions, dead_letter_topic
+        )
+        subscription.tracing = self._caller.tracing
+        return subscription

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._calling.session import Almanet
+from .._calling.tracing import Tracing, for_this_process
 from .._nsq.consumer import Consumer, Message
 from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
 from .._wire.errors import InternalError, rpc_error
+from .context import enter as _enter_call
 from .observer import InvocationObserver, outcome_of
 from .procedure import Procedure
 
@@ -32,7 +34,7 @@ logger = logging.getLogger("almanet._service")  # the service's logger: what it 
 
 if sys.version_info >= (3, 12):
 
-    def _task_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
+    def _task_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]:
         """Tasks whose first step runs now, in the read callback, as a task: each has its own context
         copy, is ``current_task()``, and ``asyncio.timeout()`` works in it. A procedure that does not
         wait replies without a single loop iteration in between. A partial over the C ``Task``:
@@ -41,7 +43,7 @@ if sys.version_info >= (3, 12):
 
 else:
 
-    def _task_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
+    def _task_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]:
         return loop.create_task
 
 
@@ -64,15 +66,17 @@ class Running:
     stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
     # False once the service has stopped (or failed to start): no new invocation, no reply sent
     open: bool = True
-    start_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = field(init=False, repr=False)
+    start_task: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]] = field(init=False, repr=False)
     # metrics (``observer.py``): None unless the service is served with --http; one check per invocation
     observer: InvocationObserver | None = None
 
     publish: Callable[..., asyncio.Future[None]] = field(init=False, repr=False)
+    tracing: Tracing | None = field(init=False, repr=False)  # None without OpenTelemetry configured
 
     def __post_init__(self) -> None:
         self.start_task = _task_starter(self.loop)
         self.publish = self.session.broker.publisher()  # the producer's own: no frame of the broker's
+        self.tracing = for_this_process()
 
     def keep_alive(self) -> None:
         """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
@@ -129,9 +133,14 @@ class Running:
         # current_task() and context variables as in any other task.
         observer = self.observer
         if observer is None:
-            task = self.start_task(self._invoke(procedure, invocation, message, expires))
+            invoke: Coroutine[Any, Any, Any] = self._invoke(procedure, invocation, message, expires)
         else:
-            task = self.start_task(self._observed(observer, procedure, invocation, message, expires))
+            invoke = self._observed(observer, procedure, invocation, message, expires)
+        if self.tracing is not None:  # a SERVER span around it, the caller's span its parent
+            invoke = self.tracing.serve(
+                invoke, procedure.uri, procedure.channel, invocation.id, invocation.traceparent, message.attempts
+            )
+        task = self.start_task(invoke)
         if not task.done():  # a procedure that did not wait has replied already (eager start, 3.12+)
             tasks = self.tasks
             tasks[task] = message
@@ -164,6 +173,7 @@ class Running:
         """Run it and reply; returns the name of the error it was answered with (None: a result)."""
         if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
             _budget.set(deadline)
+        _enter_call((procedure, invocation, message, deadline))  # current_call()
         signature = procedure.signature
         try:
             args: tuple[Any, ...] = ()
@@ -197,6 +207,8 @@ class Running:
         self._reply(message, invocation, True, payload)
 
     def _reply(self, message: Message, invocation: _wire.Invocation, is_error: bool, payload: Any) -> None:
+        if is_error and self.tracing is not None:
+            self.tracing.error_reply(payload.get("name") if isinstance(payload, dict) else payload)
         try:
             body = _wire.encode_reply(invocation.id, is_error, payload)
         except _wire.WireError:

@@ -87,7 +87,7 @@ def _request_line(head: bytes) -> tuple[str, str]:
 
 def readiness(services: list[Any]) -> tuple[bool, str]:
     """(ready, why not): every subscription of every service live on every nsqd it targets."""
-    missing = []
+    missing: list[str] = []
     for service in services:
         running = service.running
         if running is None:

@@ -31,6 +31,9 @@ from .process import serve_configured
 
 __all__ = ["DISCOVERY_VERSION", "Procedure", "Service"]  # Procedure re-exported: almanet.Procedure
 
+# what a service announces in its user agent: it reads the deadline and the trace context
+_ADVERTISED = f"{_wire.DEADLINE_AGENT} {_wire.TRACE_AGENT}"
+
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -158,7 +161,7 @@ class Service:
                         functools.partial(running.on_invocation, procedure),  # no frame of its own
                         max_in_flight=self.max_concurrency,
                         low_latency=True,
-                        advertise=_wire.DEADLINE_AGENT,
+                        advertise=_ADVERTISED,
                     )
                 )
             await self._start_discovery(running)
@@ -182,7 +185,7 @@ class Service:
                 lambda m: running.answer(m, {**client_reply, "stale": dict(running.stale)}),
                 max_in_flight=16,
                 low_latency=True,
-                advertise=_wire.DEADLINE_AGENT,
+                advertise=_ADVERTISED,
             )
         )
         for procedure in self.procedures.values():
@@ -199,7 +202,7 @@ class Service:
                     _answerer(running, description),
                     max_in_flight=16,
                     low_latency=True,
-                    advertise=_wire.DEADLINE_AGENT,
+                    advertise=_ADVERTISED,
                 )
             )
 

@@ -23,6 +23,8 @@ __all__ = [
     "REPLY_CHANNEL",
     "RPC_PREFIX",
     "TIMEOUT_KEY",
+    "TRACE_AGENT",
+    "TRACE_KEY",
     "Described",
     "IdSequence",
     "Instance",
@@ -59,6 +61,10 @@ _INVOCATION_KEYS = frozenset({"id", "caller_id", "payload", "reply_topic"})
 TIMEOUT_KEY = "timeout_ms"
 DEADLINE_AGENT = "almanet-deadline/1"
 _EXTENDED_KEYS = _INVOCATION_KEYS | {TIMEOUT_KEY}
+# W3C trace context (docs/protocol.md): sent only when every subscriber announces TRACE_AGENT
+TRACE_KEY = "traceparent"
+TRACE_AGENT = "almanet-trace/1"
+_TRACED_KEYS = (_INVOCATION_KEYS | {TRACE_KEY}, _EXTENDED_KEYS | {TRACE_KEY})
 _REPLY_KEYS = frozenset({"call_id", "is_error", "payload"})
 
 
@@ -131,6 +137,7 @@ class Invocation(NamedTuple):
     payload: Any
     reply_topic: str
     timeout_ms: int | None = None  # the deadline extension; None in a plain (0.7.0) invocation
+    traceparent: str | None = None  # W3C trace context, when the caller traces and every subscriber reads it
 
 
 class Reply(NamedTuple):
@@ -147,9 +154,20 @@ def _dumps(value: Any) -> bytes:
 
 
 def encode_invocation(
-    call_id: str, caller_id: str, payload: Any, reply_to: str, timeout_ms: int | None = None
+    call_id: str,
+    caller_id: str,
+    payload: Any,
+    reply_to: str,
+    timeout_ms: int | None = None,
+    traceparent: str | None = None,
 ) -> bytes:
     # Exactly these four keys unless told otherwise: a 0.7.0 service rejects any other.
+    if traceparent is not None:
+        value = {"id": call_id, "caller_id": caller_id, "payload": payload, "reply_topic": reply_to}
+        if timeout_ms is not None:
+            value[TIMEOUT_KEY] = timeout_ms
+        value[TRACE_KEY] = traceparent
+        return _dumps(value)
     if timeout_ms is None:
         return _dumps({"id": call_id, "caller_id": caller_id, "payload": payload, "reply_topic": reply_to})
     return _dumps(
@@ -176,16 +194,21 @@ def decode_invocation(body: bytes, known_reply_topics: set[str] | None = None) -
     """
     value = _loads_object(body, "invocation")
     keys = value.keys()
-    timeout_ms = None
+    timeout_ms = traceparent = None
     if keys != _INVOCATION_KEYS:
-        if keys != _EXTENDED_KEYS:
+        if keys != _EXTENDED_KEYS and keys not in _TRACED_KEYS:
             raise WireError(
                 f"invocation keys are {sorted(value)},"
-                f" expected {sorted(_INVOCATION_KEYS)} (and optionally {TIMEOUT_KEY!r})"
+                f" expected {sorted(_INVOCATION_KEYS)} (and optionally {TIMEOUT_KEY!r}, {TRACE_KEY!r})"
             )
-        timeout_ms = value[TIMEOUT_KEY]
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
-            raise WireError(f"invocation {TIMEOUT_KEY} must be a non-negative integer, not {timeout_ms!r}")
+        if TIMEOUT_KEY in keys:
+            timeout_ms = value[TIMEOUT_KEY]
+            if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
+                raise WireError(f"invocation {TIMEOUT_KEY} must be a non-negative integer, not {timeout_ms!r}")
+        if TRACE_KEY in keys:
+            traceparent = value[TRACE_KEY]
+            if not isinstance(traceparent, str) or len(traceparent) > 256:
+                raise WireError(f"invocation {TRACE_KEY} must be a W3C traceparent string")
     call_id, caller_id, reply_to = value["id"], value["caller_id"], value["reply_topic"]
     if not (isinstance(call_id, str) and isinstance(caller_id, str) and isinstance(reply_to, str)):
         raise WireError("invocation id, caller_id and reply_topic must be strings")
@@ -198,7 +221,7 @@ def decode_invocation(body: bytes, known_reply_topics: set[str] | None = None) -
             if len(known_reply_topics) >= 10_000:
                 known_reply_topics.clear()
             known_reply_topics.add(reply_to)
-    return Invocation(call_id, caller_id, value["payload"], reply_to, timeout_ms)
+    return Invocation(call_id, caller_id, value["payload"], reply_to, timeout_ms, traceparent)
 
 
 def encode_reply(call_id: str, is_error: bool, payload: Any) -> bytes:

@@ -74,6 +74,8 @@ async def _consume(
     print_topic: bool,
     max_in_flight: int,
     raw: bool,
+    max_attempts: int | None = None,
+    dead_letter_topic: str | None = None,
 ) -> tuple[int, bool]:
     """Print until ``count`` messages or a signal; returns (printed, interrupted)."""
     import asyncio
@@ -102,7 +104,11 @@ async def _consume(
         share = max(1, max_in_flight // len(topics))
         pumps = []
         for topic in topics:
-            subscription = await stack.enter_async_context(session.consume(topic, channel, max_in_flight=share))
+            subscription = await stack.enter_async_context(
+                session.consume(
+                    topic, channel, max_in_flight=share, max_attempts=max_attempts, dead_letter_topic=dead_letter_topic
+                )
+            )
             pumps.append(asyncio.ensure_future(pump(topic, subscription)))
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -181,6 +187,20 @@ def consume(
         ),
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Bodies exactly as they are, not decoded and re-encoded.")] = False,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-attempts", metavar="N", help="A message delivered more than N times is not printed again.", min=1
+        ),
+    ] = None,
+    dead_letter_topic: Annotated[
+        str | None,
+        typer.Option(
+            "--dead-letter-topic",
+            metavar="TOPIC",
+            help="With --max-attempts: such a message is published to TOPIC (with its attempts), then finished.",
+        ),
+    ] = None,
     output: OutputOption = Output.auto,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -194,8 +214,15 @@ def consume(
             check_name(topic, "topic")
         if channel is not None:
             check_name(channel, "channel")
+        if dead_letter_topic is not None:
+            check_name(dead_letter_topic, "topic")
     except ValueError as exc:
         fail(str(exc), Exit.BAD_INPUT)
+    if dead_letter_topic is not None and max_attempts is None:
+        fail(
+            "--dead-letter-topic needs --max-attempts N (after how many deliveries a message goes there)",
+            Exit.BAD_INPUT,
+        )
     if count is not None and count < 1:
         fail("-n must be at least 1", Exit.BAD_INPUT)
     if max_in_flight is not None and not 1 <= max_in_flight <= 2500:
@@ -217,6 +244,8 @@ def consume(
                 print_topic=print_topic,
                 max_in_flight=max_in_flight,
                 raw=raw,
+                max_attempts=max_attempts,
+                dead_letter_topic=dead_letter_topic,
             )
         )
     if interrupted:

@@ -167,6 +167,9 @@ def test_consume_rejects_bad_names_and_count(runner: CliRunner) -> None:
     assert "topic name" in one_error_line(runner.invoke(app, ["consume", "a b"]), 2)
     assert "channel name" in one_error_line(runner.invoke(app, ["consume", "t", "--channel", "a/b"]), 2)
     assert "-n must be at least 1" in one_error_line(runner.invoke(app, ["consume", "t", "-n", "0"]), 2)
+    dead = ["consume", "t", "--dead-letter-topic", "dead"]
+    assert "needs --max-attempts N" in one_error_line(runner.invoke(app, dead), 2)
+    assert "topic name" in one_error_line(runner.invoke(app, [*dead[:3], "bad name", "--max-attempts", "2"]), 2)
 
 
 def test_consume_channel_names() -> None:

@@ -17,6 +17,7 @@ ROOT = Path(almanet.__file__).resolve().parent
 
 PUBLIC_NAMES = [
     "Almanet",
+    "CallContext",
     "CallResult",
     "ConnectionOptions",
     "ConsumedMessage",
@@ -30,6 +31,7 @@ PUBLIC_NAMES = [
     "almanet_error",
     "broker_error",
     "config_error",
+    "current_call",
     "invalid_argument",
     "new_service",
     "new_session",
