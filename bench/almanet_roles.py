@@ -287,6 +287,25 @@ async def produce(args: argparse.Namespace) -> None:
         )
 
 
+def start_tracing() -> None:
+    """bench/run.py --tracing: an OpenTelemetry SDK provider in this process, as
+    ``opentelemetry-instrument`` would set up, exporting in batches to an exporter that drops the
+    spans: what is measured is almanet's share (spans, context, traceparent), not a collector's."""
+    from collections.abc import Sequence
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    trace.set_tracer_provider(provider)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     roles = parser.add_subparsers(dest="role", required=True)
@@ -311,6 +330,8 @@ def main() -> None:
     roles.choices["produce"].add_argument("--batch", type=int, default=0)
     roles.choices["produce"].add_argument("--window", type=int, default=0, help="gather this many produce() at once")
     args = parser.parse_args()
+    if os.environ.get("ALMANET_BENCH_TRACING"):
+        start_tracing()
     # almanet.run is asyncio.run on uvloop when it is installed (the `fast` extra)
     almanet.run({"serve": serve, "call": call, "consume": consume, "produce": produce}[args.role](args))
 

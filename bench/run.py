@@ -488,11 +488,19 @@ def main() -> None:
         action="store_true",
         help="almanet again with the service's metrics on (serve --http), side by side: the variant 'metrics'",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="almanet again with OpenTelemetry tracing on in caller and service (SDK provider,"
+        " spans dropped by the exporter), side by side: the variant 'tracing'",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not update RESULTS.md")
     parser.add_argument("--table", default="", help="the RESULTS.md block to rewrite (make bench PYTHON=... sets it)")
     args = parser.parse_args()
     if args.metrics:
         args.variant.append("metrics:ALMANET_BENCH_METRICS=1")
+    if args.tracing:
+        args.variant.append("tracing:ALMANET_BENCH_TRACING=1")
     for spec in args.variant:
         name, _, settings = spec.partition(":")
         env = dict(item.split("=", 1) for item in settings.split(",") if item)
