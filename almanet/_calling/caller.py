@@ -207,12 +207,17 @@ class Caller:
         return topic
 
     def invocation(
-        self, payload: Any, timeout_ms: int | None = None, traceparent: str | None = None
+        self, payload: Any, timeout_ms: int, send_key: bool, traceparent: str | None = None
     ) -> tuple[str, bytes]:
-        """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
-        call_id = self._call_ids.next()
+        """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload.
+
+        The id always carries ``timeout_ms`` (an almanet service reads it, a 0.7.0 one copies the id
+        unread); the ``timeout_ms`` key only when ``send_key`` (every subscriber understands it).
+        """
+        call_id = self._call_ids.next(timeout_ms)
+        key = timeout_ms if send_key else None
         try:
-            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, timeout_ms, traceparent)
+            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, key, traceparent)
         except _wire.WireError as exc:
             raise invalid_argument(str(exc)) from None
         self.broker.check_size(body, "the payload")
@@ -243,7 +248,7 @@ class Caller:
             timeout = _within_budget(uri, timeout)
         tracing = self.tracing
         if tracing is None:
-            call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
+            call_id, body = self.invocation(payload, int(timeout * 1000), deadline)
             future: asyncio.Future[Any] = self._loop.create_future()
         else:
             call_id, body, future = self._traced(tracing, uri, topic, payload, timeout, multi, deadline)
@@ -270,7 +275,7 @@ class Caller:
         if not self._liveness.traceable.get(topic):
             traceparent = None  # a subscriber (0.7.0, say) would refuse the key
         try:
-            call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None, traceparent)
+            call_id, body = self.invocation(payload, int(timeout * 1000), deadline, traceparent)
         except BaseException as exc:
             span.record_exception(exc)
             span.end()

@@ -237,7 +237,7 @@ class Almanet:
         delay = check_delay(delay)
         # never refused (its point may be a service that starts later); the deadline when it can
         deadline = await caller.sends_deadline(uri)
-        call_id, body = caller.invocation(payload, caller.delay_timeout_ms(delay) if deadline else None)
+        call_id, body = caller.invocation(payload, caller.delay_timeout_ms(delay), deadline)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
         await caller.ensure_replies()
