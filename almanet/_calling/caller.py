@@ -23,7 +23,7 @@ from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
 from .._wire.errors import invalid_argument, rpc_error, session_state_error, timeout_error
 from .expiry import Deadlines
-from .forensics import Autopsies
+from .forensics import Autopsies, expired_error
 from .liveness import Liveness
 from .models import CallResult
 from .trace import CallTrace
@@ -170,7 +170,7 @@ class Caller:
         if pending is None:
             message.finish()
             if self._autopsies:
-                self._autopsies.replied(reply.call_id)
+                self._autopsies.replied(reply.call_id, reply)
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.trace is not None:
@@ -344,6 +344,8 @@ class Caller:
         deadline = await self.served(uri)
         reply: _wire.Reply = await self._wait(*self._sent(uri, payload, timeout, False, trace, deadline))
         if reply.is_error:
+            if _wire.is_expired_notice(reply):  # before our own timer (clocks apart): a timeout
+                raise expired_error(uri, timeout or self.default_timeout, reply)
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
 
@@ -357,7 +359,11 @@ class Caller:
             except timeout_error:
                 return []  # nothing serves it: no reply can come
         replies: list[_wire.Reply] = await self._wait(*self._sent(uri, payload, timeout, True, trace, deadline))
-        return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
+        return [
+            remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload)
+            for r in replies
+            if not _wire.is_expired_notice(r)  # an instance that got it too late has no answer
+        ]
 
     def close(self) -> None:
         """Fail every call still waiting; its reply, if it comes, has nobody to go to."""

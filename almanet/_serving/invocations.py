@@ -32,6 +32,10 @@ __all__ = ["Running"]
 
 logger = logging.getLogger("almanet._service")  # the service's logger: what it logs is the service's
 
+# An invocation dropped this soon (s) after its caller's deadline gets an "expired" notice: the
+# caller spends about a second after its deadline finding out why (_calling/forensics.GRACE).
+NOTICE_WITHIN = 1.0
+
 if sys.version_info >= (3, 12):
 
     def _task_starter(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]:
@@ -116,9 +120,16 @@ class Running:
             expires, stale = None, ""  # nothing can make it stale: no clock read
         else:
             expires, stale = _deadline.judge(message.timestamp, timeout_ms, procedure.stale_after, time.time())
-        if stale:  # its caller has given up: finished unrun and unanswered, counted, logged once
-            message.finish()
+        if stale:  # its caller has given up: finished unrun, counted, logged once
             self.stale[procedure.uri] = self.stale.get(procedure.uri, 0) + 1
+            if expires is not None and time.time() - expires <= NOTICE_WITHIN:
+                # past the caller's own deadline, just: it is still finding out why it got no
+                # reply, so say it (the reply finishes the message); later, or for a stale_after
+                # drop (a 0.7.0 caller), nobody listens and a reply would only litter nsqd
+                notice = f"{procedure.uri}: dropped unrun by the service, {stale}"
+                self._reply(message, invocation, True, _wire.error_payload(_wire.EXPIRED_NOTICE, [notice]))
+            else:
+                message.finish()
             logger.warning(
                 "dropped a stale invocation of %s unrun: %s (call %s)",
                 procedure.uri,

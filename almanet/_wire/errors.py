@@ -96,6 +96,7 @@ class timeout_error(almanet_error, TimeoutError):
     RUNNING = "running"  # delivered and still being handled
     REPLY_LOST = "reply_lost"  # handled, but the reply was lost or came late
     BUDGET = "budget"  # the calling procedure's own deadline left no time for it
+    EXPIRED = "expired"  # it reached the service past its deadline: dropped unrun, the service said so
     UNKNOWN = "unknown"  # the facts could not be read (``facts["unread"]`` says which)
 
     def __init__(self, message: str, *, uri: str, reason: str, facts: dict[str, Any] | None = None) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "CLIENT_DISCOVERY_URI",
     "DEADLINE_AGENT",
     "DEFAULT_CHANNEL",
+    "EXPIRED_NOTICE",
     "REPLY_CHANNEL",
     "RPC_PREFIX",
     "TIMEOUT_KEY",
@@ -41,6 +42,7 @@ __all__ = [
     "encode_invocation",
     "encode_reply",
     "error_payload",
+    "is_expired_notice",
     "is_internal_topic",
     "new_id",
     "parse_error_payload",
@@ -259,6 +261,16 @@ def decode_reply(body: bytes) -> Reply:
     if not isinstance(value["call_id"], str) or not isinstance(value["is_error"], bool):
         raise WireError("reply call_id must be a string and is_error a boolean")
     return Reply(value["call_id"], value["is_error"], value["payload"])
+
+
+# The error name of the notice a service sends when it drops an invocation that reached it past
+# its caller's deadline (docs/protocol.md, "Deadlines"): no Python class can have this name, so it
+# cannot be a procedure's own error. Sent only to callers whose deadline it read (almanet ones).
+EXPIRED_NOTICE = "almanet:expired"
+
+
+def is_expired_notice(reply: Reply) -> bool:
+    return reply.is_error and isinstance(reply.payload, dict) and reply.payload.get("name") == EXPIRED_NOTICE
 
 
 def error_payload(name: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:

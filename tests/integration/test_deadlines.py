@@ -230,14 +230,15 @@ def test_nested_calls_get_what_is_left_of_the_callers_budget(
             assert (await session.call(f"{prepath}.outer", "fast", timeout=5)).payload == "answered"
             # the explicit timeout=30 of the nested call was capped by the caller's 5 s
             assert 3.5 < seen["inner_budget"] <= 5.0
-            with pytest.raises(almanet.timeout_error):
-                await session.call(f"{prepath}.outer", "slow", timeout=1.5)
-            await wait_for_async(lambda: "slow" in seen, 5, message="the nested call did not end")
+            # the nested call gets 1.5 s less a margin for the outer reply: its timeout comes
+            # back to the outer caller as an answer within the outer call's own 1.5 s
+            answered = await session.call(f"{prepath}.outer", "slow", timeout=1.5)
+            assert answered.payload == "running"
             with pytest.raises(almanet.timeout_error):
                 await session.call(f"{prepath}.outer", "late", timeout=1)
             await wait_for_async(lambda: "late" in seen, 5, message="the late call did not end")
 
     run(scenario(), timeout=30)
     reason, elapsed = seen["slow"]
-    assert reason == "running" and elapsed < 1.5 + 1.2  # its budget, plus forensics; not 30 s
+    assert reason == "running" and elapsed < 1.5  # within the outer budget, margin left; not 30 s
     assert seen["late"][0] == "budget"
