@@ -107,7 +107,7 @@ class Caller:
         self._replies_ready: asyncio.Future[None] | None = None
         # the reply topic is subscribed: a call can be published at once (a plain attribute, read per call)
         self.replies_ready = False
-        stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
+        stats = self.stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
         self._liveness = Liveness(stats, fail_fast=fail_fast)
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
         self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found

@@ -107,6 +107,11 @@ class Almanet:
         """The connections underneath, for the service layer (``subscribe``, ``publish_nowait``)."""
         return self._broker
 
+    async def nsqd_max_message_size(self) -> int | None:
+        """The smallest ``--max-msg-size`` of the nsqd whose HTTP API this joined session can read
+        (None when it can read none): what a service holds its replies to."""
+        return await self._caller.stats.max_message_size()
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     @property

@@ -23,7 +23,7 @@ from .._nsq.consumer import Consumer, Message
 from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
-from .._wire.errors import InternalError, rpc_error
+from .._wire.errors import InternalError, reply_too_large, rpc_error
 from .context import enter as _enter_call
 from .observer import InvocationObserver, outcome_of
 from .procedure import Procedure
@@ -67,6 +67,7 @@ class Running:
     # reply topics already checked (bench/caches.py: ~300 ns an invocation saved)
     reply_topics: set[str] = field(default_factory=set)
     toucher: asyncio.TimerHandle | None = None
+    limit_task: asyncio.Future[None] | None = None  # learn_reply_limit, started with the service
     stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
     # False once the service has stopped (or failed to start): no new invocation, no reply sent
     open: bool = True
@@ -77,10 +78,27 @@ class Running:
     publish: Callable[..., asyncio.Future[None]] = field(init=False, repr=False)
     tracing: Tracing | None = field(init=False, repr=False)  # None without OpenTelemetry configured
 
+    # a reply over this many bytes is answered with reply_too_large instead: nsqd would refuse it
+    # and drop the service's connection, and the caller would wait its whole timeout
+    max_reply_size: int = field(init=False)
+
     def __post_init__(self) -> None:
+        self.max_reply_size = self.session.broker.max_message_size
         self.start_task = _task_starter(self.loop)
         self.publish = self.session.broker.publisher()  # the producer's own: no frame of the broker's
         self.tracing = for_this_process()
+
+    async def learn_reply_limit(self) -> None:
+        """Lower ``max_reply_size`` to the smallest ``--max-msg-size`` of the nsqd, when readable."""
+        try:
+            learnt = await self.session.nsqd_max_message_size()
+        except Exception as exc:  # the HTTP API is optional: the configured limit stays
+            logger.debug(
+                "nsqd's --max-msg-size could not be read (%s); replies are held to %d bytes", exc, self.max_reply_size
+            )
+            return
+        if learnt is not None and learnt < self.max_reply_size:
+            self.max_reply_size = learnt
 
     def keep_alive(self) -> None:
         """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
@@ -226,6 +244,16 @@ class Running:
             logger.exception("the reply to %s is not JSON-serializable", invocation.id)
             self._internal_error(message, invocation)
             return
+        if len(body) > self.max_reply_size:
+            payload = _wire.error_payload(
+                reply_too_large.__name__,
+                [
+                    f"the reply to call {invocation.id} is {len(body)} bytes; nsqd accepts at most"
+                    f" {self.max_reply_size} (return less, or raise nsqd's --max-msg-size and max_message_size)"
+                ],
+            )
+            logger.error("%s", payload["message"][0], extra={"invocation_id": invocation.id})
+            body = _wire.encode_reply(invocation.id, True, payload)
         if not self.open:
             message.finish()
             return

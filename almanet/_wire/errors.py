@@ -28,6 +28,7 @@ __all__ = [
     "broker_error",
     "config_error",
     "invalid_argument",
+    "reply_too_large",
     "rpc_error",
     "session_state_error",
     "timeout_error",
@@ -81,6 +82,10 @@ class ValidationError(rpc_error):
 
 class InternalError(rpc_error):
     """The procedure raised something unexpected; its service logged the traceback."""
+
+
+class reply_too_large(rpc_error):
+    """A procedure's reply was larger than nsqd accepts: the service answered this instead."""
 
 
 class timeout_error(almanet_error, TimeoutError):
