@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
         help=(
             "Publish JSON messages to TOPIC: MESSAGE (JSON text or @file.json), or one message per line from"
             " stdin (MESSAGE '-' or omitted) or --file. Every line is checked before anything is sent; blank"
-            " lines are skipped. --raw sends each line as it is (no JSON check), split on --delimiter;"
+            " lines are skipped. From a pipe, lines are published as they arrive (`consume a | produce b -`"
+            " is a live bridge) and a bad line stops the stream after the lines before it."
+            " --raw sends each line as it is (no JSON check), split on --delimiter;"
             " --rate N sends N messages per second. Exit codes: 0 sent, 2 bad input (nothing sent),"
             " 4 broker unavailable."
         ),
@@ -141,6 +143,25 @@ async def _paced(session: Any, topic: str, bodies: list[bytes], rate: float, pro
     return sent
 
 
+def _stream_stdin(settings: Any, topic: str, split: bytes | None, raw: bool, output: Output) -> None:
+    """``produce TOPIC -`` on a pipe: lines published as they arrive (``_stream.py``)."""
+    from ._stream import stream
+
+    with exit_on_errors(topic=topic):
+        sent, stopped = run(stream(settings, topic, split, raw))
+    plural = "" if sent == 1 else "s"
+    if stopped:
+        fail(f"{sent} message{plural} sent to {topic}", Exit.INTERRUPTED, label="stopped")
+    if output is Output.json:
+        from ._common import print_json
+
+        print_json({"produced": sent, "topic": topic, "delay": None})
+        return
+    from ._common import stderr_console
+
+    stderr_console().print(f"produced {sent} message{plural} to {topic}")
+
+
 def parse_delimiter(text: str) -> bytes:
     """One byte, given as itself or as an escape (\\n, \\t, \\r, \\0), as to_nsq's --delimiter."""
     escapes = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\0": "\0"}
@@ -208,6 +229,11 @@ def produce(
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror or exc}", Exit.BAD_INPUT)
     elif message == "-" or (message is None and not sys.stdin.isatty()):
+        from ._stream import is_pipe
+
+        if is_pipe(sys.stdin) and delay is None and rate is None:
+            _stream_stdin(load(config, nsqd), topic, split, raw, output)
+            return
         bodies = read_lines(sys.stdin.buffer.read(), "stdin", split, raw)
     elif message is None:
         fail("give a MESSAGE, '-' to read one message per line from stdin, or --file", Exit.BAD_INPUT)
