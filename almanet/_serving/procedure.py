@@ -65,7 +65,6 @@ class ServiceOptions(TypedDict, total=False):
     stale_after: float | None
 
 
-
 def error_classes(raises: Iterable[type[rpc_error]]) -> tuple[type[rpc_error], ...]:
     errors = tuple(raises)
     for error in errors:

@@ -242,9 +242,7 @@ class Service:
             raise session_state_error("the service is not running")
         return self._running.session
 
-    async def start(
-        self, addresses: tuple[str, ...] | None = None, **session_options: Unpack[SessionOptions]
-    ) -> None:
+    async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Unpack[SessionOptions]) -> None:
         """Join, then subscribe every procedure and the discovery procedures.
 
         ``addresses`` (when not None) replace the service's own nsqd addresses; ``session_options``
@@ -412,4 +410,3 @@ def _answerer(running: Running, payload: Any) -> Callable[[Message], None]:
         running.answer(message, payload)
 
     return answer
-

@@ -114,7 +114,7 @@ def _check_of(function: Callable[..., Any], what: str, hint: Any) -> TypeCheck:
         raise TypeError(
             f"procedure {function.__qualname__}: its {what} annotation {hint!r} cannot be described by a JSON"
             " Schema; use JSON types, a pydantic model, a dataclass or a TypedDict"
-            f" ({type(exc).__name__})"
+            f" ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         ) from None
     return check
 
