@@ -17,8 +17,8 @@ import pytest
 
 import almanet as api
 from services.greeting_api import Greeted, Greeting
-from tests.cli.conftest import almanet, clean_env, nsq_env, serve  # noqa: F401  (serve: a fixture)
-from tests.interop.test_almanet070 import _env, python070, run070  # noqa: F401  (python070: a fixture)
+from tests.cli.conftest import almanet, nsq_env
+from tests.interop.test_almanet070 import _env, run070
 from tests.support.nsqproc import REPO_ROOT, NsqdProcess, wait_until
 from tests.typed._blocks import python_blocks
 
