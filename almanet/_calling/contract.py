@@ -10,11 +10,13 @@ registering is a callback the service hands over, so this module imports nothing
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._wire.errors import invalid_argument
-from .._wire.validation import Signature, TypeCheck, validated
 from .models import CallResult
+
+if TYPE_CHECKING:  # pydantic is imported with the first typed call, not by `import almanet`
+    from .._wire.validation import Signature
 
 __all__ = ["AbstractProcedure", "In", "Out", "target_of", "typed_result"]
 
@@ -78,15 +80,17 @@ def target_of(procedure: Any, result: Any) -> tuple[str, Any]:
     if isinstance(procedure, AbstractProcedure):
         if result is not None:
             raise invalid_argument("result= is for a URI: an abstract procedure's result type is its own")
-        return procedure.uri, procedure.signature.result
+        return procedure.uri, procedure
     raise invalid_argument(
         f"the procedure to call must be a URI string or an abstract procedure, not {type(procedure).__name__}"
     )
 
 
 def typed_result(reply: CallResult[Any], result: Any, uri: str) -> CallResult[Any]:
-    """The reply's payload validated into the result type (an abstract's ``TypeCheck`` or ``result=``)."""
+    """The reply's payload validated into the result type: an abstract procedure's, or ``result=``."""
     what = f"the result of {uri}"
-    if isinstance(result, TypeCheck):  # an abstract procedure's
-        return CallResult(reply.call_id, result.validate(reply.payload, what, quote=False))
+    if isinstance(result, AbstractProcedure):
+        return CallResult(reply.call_id, result.signature.result.validate(reply.payload, what, quote=False))
+    from .._wire.validation import validated
+
     return CallResult(reply.call_id, validated(result, reply.payload, what))
