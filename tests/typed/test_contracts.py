@@ -88,6 +88,9 @@ def test_abstract_procedure_declares_and_implements_once(nsqd: NsqdProcess, uniq
             # a reply that does not fit the asked type is a ValidationError naming the procedure
             with pytest.raises(almanet.ValidationError, match=r"the result of .*buy"):
                 await session.call(buy.uri, {"sku": "x", "count": 1}, result=int, timeout=5)
+            # delay_call takes the abstract too (its payload type checked as call's is)
+            call_id = await session.delay_call(buy, Order(sku="later", count=1), 0)
+            assert isinstance(call_id, str) and len(call_id) == 32
             # the implementation validates what it gets into the abstract's payload model
             with pytest.raises(almanet.ValidationError, match=r"payload\.count"):
                 await session.call(buy, {"sku": "x", "count": "many"}, timeout=5)  # type: ignore[arg-type]
