@@ -42,7 +42,7 @@ async def main(session: almanet.Almanet) -> None:
 
 MISTYPED_CALLER = """\
 import almanet
-from services.greeting_api import Greeting, greet
+from services.greeting_api import Greeted, Greeting, greet
 
 
 async def main(session: almanet.Almanet) -> None:
@@ -50,8 +50,14 @@ async def main(session: almanet.Almanet) -> None:
     result = await session.call(greet, Greeting(name="Aidar"))
     print(result.payload.no_such_attribute)
     almanet.new_session("localhost:4150", defualt_timeout=5)
+
+
+@greet.implements
+async def wrong_payload(session: almanet.Almanet, payload: str) -> Greeted:
+    raise NotImplementedError
 """
-MISTYPED_LINES = {6, 8, 9}  # the wrong payload, the wrong attribute, the mistyped option
+# the wrong payload, the wrong attribute, the mistyped option, an implementation of other types
+MISTYPED_LINES = {6, 8, 9, 12}
 
 
 def _mypy(folder: Path) -> subprocess.CompletedProcess[str]:
