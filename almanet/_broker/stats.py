@@ -143,6 +143,19 @@ class StatsReader:
             running.add_done_callback(lambda _: self._reads.pop(key, None))
         return await asyncio.shield(running)
 
+    async def max_message_size(self) -> int | None:
+        """The smallest ``--max-msg-size`` of the nsqd whose HTTP API is known (None: none read).
+
+        IDENTIFY does not tell it; ``/config/max_msg_size`` does. An nsqd that cannot be read is
+        left out: what nsqd refuses stays the session's own ``max_message_size``'s to guard.
+        """
+        found, _ = await self._resolve()
+        values = await asyncio.gather(
+            *(self._get(h, "/config/max_msg_size") for h in found.values()), return_exceptions=True
+        )
+        sizes = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+        return min(sizes) if sizes else None
+
     async def _get(self, address: str, path: str) -> Any:
         return await request_json(address, path, timeout=self.timeout)
 

@@ -23,7 +23,7 @@ from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
 from .._wire.errors import invalid_argument, rpc_error, session_state_error, timeout_error
 from .expiry import Deadlines
-from .forensics import Autopsies
+from .forensics import Autopsies, expired_error
 from .liveness import Liveness
 from .models import CallResult
 from .trace import CallTrace
@@ -105,7 +105,7 @@ class Caller:
         self._replies_ready: asyncio.Future[None] | None = None
         # the reply topic is subscribed: a call can be published at once (a plain attribute, read per call)
         self.replies_ready = False
-        stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
+        stats = self.stats = StatsReader(lambda: broker.addresses, nsqd_http, broker.lookupd)
         self._liveness = Liveness(stats, fail_fast=fail_fast)
         self._served = self._liveness.served  # topic -> every subscriber understands deadlines
         self._autopsies = Autopsies(stats)  # timed-out calls whose reason is being found
@@ -168,7 +168,7 @@ class Caller:
         if pending is None:
             message.finish()
             if self._autopsies:
-                self._autopsies.replied(reply.call_id)
+                self._autopsies.replied(reply.call_id, reply)
             logger.debug("reply to %s came after its call ended", reply.call_id)
             return
         if pending.trace is not None:
@@ -205,12 +205,17 @@ class Caller:
         return topic
 
     def invocation(
-        self, payload: Any, timeout_ms: int | None = None, traceparent: str | None = None
+        self, payload: Any, timeout_ms: int, send_key: bool, traceparent: str | None = None
     ) -> tuple[str, bytes]:
-        """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload."""
-        call_id = self._call_ids.next()
+        """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload.
+
+        The id always carries ``timeout_ms`` (an almanet service reads it, a 0.7.0 one copies the id
+        unread); the ``timeout_ms`` key only when ``send_key`` (every subscriber understands it).
+        """
+        call_id = self._call_ids.next(timeout_ms)
+        key = timeout_ms if send_key else None
         try:
-            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, timeout_ms, traceparent)
+            body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, key, traceparent)
         except _wire.WireError as exc:
             raise invalid_argument(str(exc)) from None
         self.broker.check_size(body, "the payload")
@@ -241,7 +246,7 @@ class Caller:
             timeout = _within_budget(uri, timeout)
         tracing = self.tracing
         if tracing is None:
-            call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None)
+            call_id, body = self.invocation(payload, int(timeout * 1000), deadline)
             future: asyncio.Future[Any] = self._loop.create_future()
         else:
             call_id, body, future = self._traced(tracing, uri, topic, payload, timeout, multi, deadline)
@@ -268,7 +273,7 @@ class Caller:
         if not self._liveness.traceable.get(topic):
             traceparent = None  # a subscriber (0.7.0, say) would refuse the key
         try:
-            call_id, body = self.invocation(payload, int(timeout * 1000) if deadline else None, traceparent)
+            call_id, body = self.invocation(payload, int(timeout * 1000), deadline, traceparent)
         except BaseException as exc:
             span.record_exception(exc)
             span.end()
@@ -337,6 +342,8 @@ class Caller:
         deadline = await self.served(uri)
         reply: _wire.Reply = await self._wait(*self._sent(uri, payload, timeout, False, trace, deadline))
         if reply.is_error:
+            if _wire.is_expired_notice(reply):  # before our own timer (clocks apart): a timeout
+                raise expired_error(uri, timeout or self.default_timeout, reply)
             raise remote_error(reply.payload)
         return CallResult(reply.call_id, reply.payload)
 
@@ -350,7 +357,11 @@ class Caller:
             except timeout_error:
                 return []  # nothing serves it: no reply can come
         replies: list[_wire.Reply] = await self._wait(*self._sent(uri, payload, timeout, True, trace, deadline))
-        return [remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload) for r in replies]
+        return [
+            remote_error(r.payload) if r.is_error else CallResult(r.call_id, r.payload)
+            for r in replies
+            if not _wire.is_expired_notice(r)  # an instance that got it too late has no answer
+        ]
 
     def close(self) -> None:
         """Fail every call still waiting; its reply, if it comes, has nobody to go to."""

@@ -19,9 +19,10 @@ from typing import Any
 
 from .._broker.stats import StatsReader
 from .._wire.errors import timeout_error
+from .._wire.protocol import Reply, is_expired_notice, parse_error_payload
 from .liveness import not_served_error
 
-__all__ = ["GRACE", "Autopsies", "CallRecord", "explain"]
+__all__ = ["GRACE", "Autopsies", "CallRecord", "expired_error", "explain"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +32,33 @@ GRACE = 1.0  # seconds a timed-out call may take to say why
 class CallRecord:
     """What the caller saw of one call: filled in by the reply handler while forensics runs."""
 
-    __slots__ = ("deadline", "late_reply_at", "reply_came", "started")
+    __slots__ = ("deadline", "expired", "late_reply_at", "reply_came", "started")
 
     def __init__(self, started: float, deadline: float) -> None:
         self.started = started  # time.monotonic() of the call
         self.deadline = deadline
         self.late_reply_at: float | None = None
+        self.expired: Reply | None = None  # the service's notice: it dropped the call unrun
         self.reply_came = asyncio.Event()
 
-    def replied(self) -> None:
-        self.late_reply_at = time.monotonic()
+    def replied(self, reply: Reply | None = None) -> None:
+        if reply is not None and is_expired_notice(reply):
+            self.expired = reply
+        else:
+            self.late_reply_at = time.monotonic()
         self.reply_came.set()
+
+
+def expired_error(uri: str, timeout: float, notice: Reply) -> timeout_error:
+    """The timeout of a call a service dropped unrun because it reached it past the deadline."""
+    _, args = parse_error_payload(notice.payload)
+    why = str(args[0]) if args else "dropped unrun by the service"
+    return timeout_error(
+        f"no reply from {uri} within {timeout:g}s: expired, {why.removeprefix(uri + ': ')}"
+        " (raise the timeout, or start more instances if it waited behind others)",
+        uri=uri,
+        reason=timeout_error.EXPIRED,
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -84,6 +101,8 @@ async def explain(
             reason=timeout_error.UNKNOWN,
             facts={"unread": ["nsqd /stats: no answer in time"]},
         )
+    if record.expired is not None:
+        return expired_error(uri, timeout, record.expired)
     if record.late_reply_at is not None:
         return late()
     facts = snapshot.facts(topic)
@@ -137,6 +156,8 @@ async def explain(
             await record.reply_came.wait()
     except TimeoutError:
         pass
+    if record.expired is not None:
+        return expired_error(uri, timeout, record.expired)
     if record.late_reply_at is not None:
         return late()
     return timeout_error(
@@ -168,10 +189,10 @@ class Autopsies:
     def unreadable(self, text: str) -> None:
         self._unreadable.append((time.monotonic(), text))
 
-    def replied(self, call_id: str) -> None:
+    def replied(self, call_id: str, reply: Reply | None = None) -> None:
         record = self._records.get(call_id)
         if record is not None:
-            record.replied()
+            record.replied(reply)
 
     def start(
         self, call_id: str, uri: str, topic: str, timeout: float, deadline: float, future: asyncio.Future[Any]

@@ -107,6 +107,11 @@ class Almanet:
         """The connections underneath, for the service layer (``subscribe``, ``publish_nowait``)."""
         return self._broker
 
+    async def nsqd_max_message_size(self) -> int | None:
+        """The smallest ``--max-msg-size`` of the nsqd whose HTTP API this joined session can read
+        (None when it can read none): what a service holds its replies to."""
+        return await self._caller.stats.max_message_size()
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     @property
@@ -334,7 +339,7 @@ class Almanet:
         delay = check_delay(delay)
         # never refused (its point may be a service that starts later); the deadline when it can
         deadline = await caller.sends_deadline(uri)
-        call_id, body = caller.invocation(payload, caller.delay_timeout_ms(delay) if deadline else None)
+        call_id, body = caller.invocation(payload, caller.delay_timeout_ms(delay), deadline)
         # The service publishes its reply to our ephemeral reply topic: were nobody subscribed,
         # nsqd would create that topic with no channel and never delete it.
         await caller.ensure_replies()

@@ -23,7 +23,7 @@ from .._nsq.consumer import Consumer, Message
 from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.deadline import budget as _budget
-from .._wire.errors import InternalError, rpc_error
+from .._wire.errors import InternalError, reply_too_large, rpc_error
 from .context import enter as _enter_call
 from .observer import InvocationObserver, outcome_of
 from .procedure import Procedure
@@ -31,6 +31,10 @@ from .procedure import Procedure
 __all__ = ["Running"]
 
 logger = logging.getLogger("almanet._service")  # the service's logger: what it logs is the service's
+
+# An invocation dropped this soon (s) after its caller's deadline gets an "expired" notice: the
+# caller spends about a second after its deadline finding out why (_calling/forensics.GRACE).
+NOTICE_WITHIN = 1.0
 
 if sys.version_info >= (3, 12):
 
@@ -63,6 +67,7 @@ class Running:
     # reply topics already checked (bench/caches.py: ~300 ns an invocation saved)
     reply_topics: set[str] = field(default_factory=set)
     toucher: asyncio.TimerHandle | None = None
+    limit_task: asyncio.Future[None] | None = None  # learn_reply_limit, started with the service
     stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
     # False once the service has stopped (or failed to start): no new invocation, no reply sent
     open: bool = True
@@ -73,10 +78,27 @@ class Running:
     publish: Callable[..., asyncio.Future[None]] = field(init=False, repr=False)
     tracing: Tracing | None = field(init=False, repr=False)  # None without OpenTelemetry configured
 
+    # a reply over this many bytes is answered with reply_too_large instead: nsqd would refuse it
+    # and drop the service's connection, and the caller would wait its whole timeout
+    max_reply_size: int = field(init=False)
+
     def __post_init__(self) -> None:
+        self.max_reply_size = self.session.broker.max_message_size
         self.start_task = _task_starter(self.loop)
         self.publish = self.session.broker.publisher()  # the producer's own: no frame of the broker's
         self.tracing = for_this_process()
+
+    async def learn_reply_limit(self) -> None:
+        """Lower ``max_reply_size`` to the smallest ``--max-msg-size`` of the nsqd, when readable."""
+        try:
+            learnt = await self.session.nsqd_max_message_size()
+        except Exception as exc:  # the HTTP API is optional: the configured limit stays
+            logger.debug(
+                "nsqd's --max-msg-size could not be read (%s); replies are held to %d bytes", exc, self.max_reply_size
+            )
+            return
+        if learnt is not None and learnt < self.max_reply_size:
+            self.max_reply_size = learnt
 
     def keep_alive(self) -> None:
         """TOUCH invocations still running, so that nsqd does not deliver them again meanwhile.
@@ -116,9 +138,16 @@ class Running:
             expires, stale = None, ""  # nothing can make it stale: no clock read
         else:
             expires, stale = _deadline.judge(message.timestamp, timeout_ms, procedure.stale_after, time.time())
-        if stale:  # its caller has given up: finished unrun and unanswered, counted, logged once
-            message.finish()
+        if stale:  # its caller has given up: finished unrun, counted, logged once
             self.stale[procedure.uri] = self.stale.get(procedure.uri, 0) + 1
+            if expires is not None and time.time() - expires <= NOTICE_WITHIN:
+                # past the caller's own deadline, just: it is still finding out why it got no
+                # reply, so say it (the reply finishes the message); later, or for a stale_after
+                # drop (a 0.7.0 caller), nobody listens and a reply would only litter nsqd
+                notice = f"{procedure.uri}: dropped unrun by the service, {stale}"
+                self._reply(message, invocation, True, _wire.error_payload(_wire.EXPIRED_NOTICE, [notice]))
+            else:
+                message.finish()
             logger.warning(
                 "dropped a stale invocation of %s unrun: %s (call %s)",
                 procedure.uri,
@@ -215,6 +244,16 @@ class Running:
             logger.exception("the reply to %s is not JSON-serializable", invocation.id)
             self._internal_error(message, invocation)
             return
+        if len(body) > self.max_reply_size:
+            payload = _wire.error_payload(
+                reply_too_large.__name__,
+                [
+                    f"the reply to call {invocation.id} is {len(body)} bytes; nsqd accepts at most"
+                    f" {self.max_reply_size} (return less, or raise nsqd's --max-msg-size and max_message_size)"
+                ],
+            )
+            logger.error("%s", payload["message"][0], extra={"invocation_id": invocation.id})
+            body = _wire.encode_reply(invocation.id, True, payload)
         if not self.open:
             message.finish()
             return

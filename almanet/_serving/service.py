@@ -287,6 +287,8 @@ class Service:
             await session.leave()
             raise
         running.keep_alive()
+        # in the background: an nsqd whose HTTP port does not answer must not hold the start up
+        running.limit_task = asyncio.ensure_future(running.learn_reply_limit())
         logger.info(
             "serving %s on %s (session %s)", ", ".join(self.procedures), ", ".join(session.addresses), session.id
         )
@@ -346,6 +348,8 @@ class Service:
             return
         if running.toucher is not None:
             running.toucher.cancel()
+        if running.limit_task is not None:
+            running.limit_task.cancel()
         try:
             await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
             if running.tasks:

@@ -15,6 +15,7 @@ from .errors import invalid_argument
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
+    "REPLY_MARGIN",
     "budget",
     "cap_timeout",
     "check_stale_after",
@@ -79,12 +80,22 @@ def judge(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, 
     return cap, f"it waited {age:.1f}s in nsqd, {broke}"
 
 
+# What a nested call leaves its caller for the outer reply: a tenth of what is left, at most this.
+REPLY_MARGIN = 0.25
+
+
 def cap_timeout(timeout: float, now: float) -> tuple[float, bool]:
-    """``timeout`` capped by the current task's budget: (timeout, whether the budget capped it)."""
+    """``timeout`` capped by the current task's budget: (timeout, whether the budget capped it).
+
+    The budget is what is left of the invocation's deadline less a margin (a tenth of it, at most
+    ``REPLY_MARGIN`` s) for the procedure's own reply: a nested call that used the whole of it
+    would leave the outer reply always late.
+    """
     deadline = budget.get()
     if deadline is None:
         return timeout, False
     left = deadline - now
+    left -= min(REPLY_MARGIN, max(left, 0.0) / 10)
     if left < timeout:
         return left, True
     return timeout, False

@@ -32,6 +32,7 @@ __all__ = [
     "config_error",
     "fields_validated",
     "invalid_argument",
+    "reply_too_large",
     "rpc_error",
     "session_state_error",
     "timeout_error",
@@ -184,6 +185,10 @@ class InternalError(rpc_error):
     """The procedure raised something unexpected; its service logged the traceback."""
 
 
+class reply_too_large(rpc_error):
+    """A procedure's reply was larger than nsqd accepts: the service answered this instead."""
+
+
 class timeout_error(almanet_error, TimeoutError):
     """A call got no reply in time; ``reason`` says what the broker and the caller saw.
 
@@ -197,6 +202,7 @@ class timeout_error(almanet_error, TimeoutError):
     RUNNING = "running"  # delivered and still being handled
     REPLY_LOST = "reply_lost"  # handled, but the reply was lost or came late
     BUDGET = "budget"  # the calling procedure's own deadline left no time for it
+    EXPIRED = "expired"  # it reached the service past its deadline: dropped unrun, the service said so
     UNKNOWN = "unknown"  # the facts could not be read (``facts["unread"]`` says which)
 
     def __init__(self, message: str, *, uri: str, reason: str, facts: dict[str, Any] | None = None) -> None:

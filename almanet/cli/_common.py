@@ -48,6 +48,7 @@ class Exit(enum.IntEnum):
     QUEUED = 6
     RUNNING = 7
     REPLY_LOST = 8
+    EXPIRED = 9
     INTERRUPTED = 130
 
 
@@ -56,6 +57,7 @@ _TIMEOUT_EXITS = {
     "queued": Exit.QUEUED,
     "running": Exit.RUNNING,
     "reply_lost": Exit.REPLY_LOST,
+    "expired": Exit.EXPIRED,
 }
 
 

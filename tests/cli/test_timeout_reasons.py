@@ -72,6 +72,25 @@ def test_queued_exits_6_and_the_queued_call_never_runs(
     assert nap["stale"] == 1 and "1 stale invocations dropped unrun" in nap["problems"]
 
 
+def test_a_call_that_reached_the_service_past_its_deadline_says_expired_and_exits_9(
+    fresh_nsqd: NsqdProcess, tmp_path: Path, serve: Callable[..., Any]
+) -> None:
+    env = nsq_env(tmp_path, fresh_nsqd)
+    serve(env, SERVICE, ready_uri="clirpc.whoami")
+    result = almanet("call", "clirpc.nap", _nap(tmp_path, "a"), "--timeout", "0.0001", env=env, cwd=tmp_path)
+    assert result.returncode == 9, result.stderr
+    stderr = result.stderr.decode().strip()
+    assert stderr.startswith("timeout (expired): no reply from clirpc.nap within 0.0001s: expired, dropped unrun by")
+    assert "past its caller's deadline (0 ms)" in stderr and "reply was lost" not in stderr
+    assert not (tmp_path / "a").exists()  # never ran
+    # the notice went to the caller's reply topic, which left with the caller: nothing stays
+    wait_until(
+        lambda: not [t for t in fresh_nsqd.topics() if t.startswith("_rpc_._reply_.")],
+        10,
+        message="a reply topic outlived its caller",
+    )
+
+
 def test_reply_lost_exits_8(fresh_nsqd: NsqdProcess, tmp_path: Path) -> None:
     env = nsq_env(tmp_path, fresh_nsqd)
     replier = subprocess.Popen(

@@ -37,9 +37,11 @@ def test_a_budget_caps_a_longer_timeout_only() -> None:
     assert _deadline.cap_timeout(30.0, 100.0) == (30.0, False)  # no budget in this context
     token = _deadline.budget.set(105.0)
     try:
-        assert _deadline.cap_timeout(30.0, 100.0) == (5.0, True)
+        # 5 s left: less the margin for the outer reply, a tenth capped at 0.25 s
+        assert _deadline.cap_timeout(30.0, 100.0) == (4.75, True)
         assert _deadline.cap_timeout(2.0, 100.0) == (2.0, False)
-        assert _deadline.cap_timeout(2.0, 106.0) == (-1.0, True)
+        assert _deadline.cap_timeout(2.0, 104.0) == (0.9, True)  # 1 s left: a tenth of it
+        assert _deadline.cap_timeout(2.0, 106.0) == (-1.0, True)  # past: nothing to leave
     finally:
         _deadline.budget.reset(token)
 

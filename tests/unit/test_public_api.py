@@ -36,6 +36,7 @@ PUBLIC_NAMES = [
     "invalid_argument",
     "new_service",
     "new_session",
+    "reply_too_large",
     "rpc_error",
     "run",
     "session_state_error",

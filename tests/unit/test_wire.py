@@ -273,13 +273,37 @@ def test_new_id_is_32_hex_and_unique() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
-def test_call_ids_are_32_hex_unique_and_share_a_per_session_prefix() -> None:
+def test_call_ids_are_32_hex_unique_and_carry_the_callers_timeout() -> None:
     first, second = _wire.IdSequence(), _wire.IdSequence()
-    ids = [first.next() for _ in range(1000)]
+    ids = [first.next(1500) for _ in range(1000)]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
     assert len(set(ids)) == 1000
-    assert {i[:16] for i in ids} == {ids[0][:16]}
-    assert second.next()[:16] != ids[0][:16]  # 64 random bits apart
+    assert {_wire.deadline_in_id(i) for i in ids} == {1500}
+    # the per-session random bits (40 of them) set two sessions apart
+    assert {i[8:12] + i[17:23] for i in ids} == {ids[0][8:12] + ids[0][17:23]}
+    assert second.next(1500)[8:23] != ids[0][8:23]
+    assert _wire.deadline_in_id(first.next(0)) == 0
+    assert _wire.deadline_in_id(first.next(86_400_000)) == 86_400_000
+    assert _wire.deadline_in_id(first.next(2**40)) == 0xFFFFFFFF  # clamped, never wrapped
+    assert _wire.deadline_in_id(first.next()) is None  # an id without a deadline
+
+
+def test_a_uuid4_or_foreign_id_never_reads_as_a_deadline() -> None:
+    # 0.7.0 callers send uuid4().hex: its 13th digit is 4, never the 8 of ours
+    assert all(_wire.deadline_in_id(uuid.uuid4().hex) is None for _ in range(2000))
+    for foreign in ("", "x" * 32, "0000000000008a1d8" + "Z" * 15, "00000000 0008a1d8" + "0" * 15):
+        assert _wire.deadline_in_id(foreign) is None
+
+
+def test_the_deadline_travels_in_the_id_of_a_plain_invocation_and_the_key_wins() -> None:
+    call_id = _wire.IdSequence().next(700)
+    plain = _wire.encode_invocation(call_id, "S" * 32, "Aidar", "_rpc_._reply_.S")
+    assert set(json.loads(plain)) == {"id", "caller_id", "payload", "reply_topic"}  # what 0.7.0 takes
+    assert _wire.decode_invocation(plain).timeout_ms == 700
+    keyed = _wire.encode_invocation(call_id, "S" * 32, "Aidar", "_rpc_._reply_.S", 900)
+    assert _wire.decode_invocation(keyed).timeout_ms == 900
+    foreign = _wire.encode_invocation(uuid.uuid4().hex, "S" * 32, "Aidar", "_rpc_._reply_.S")
+    assert _wire.decode_invocation(foreign).timeout_ms is None
 
 
 # -- decode_discovery ---------------------------------------------------------------------------
