@@ -128,9 +128,12 @@ class rpc_error(almanet_error):
         return error
 
     def _set_fields(self, values: dict[str, Any]) -> None:
+        # only declared names become attributes: a reply must not set `args`, `name` or dunders
         self._sent_fields = values
+        declared = type(self)._field_names
         for key, value in values.items():
-            setattr(self, key, value)
+            if key in declared:
+                setattr(self, key, value)
 
     @classmethod
     def fields_schema(cls) -> dict[str, Any] | None:
