@@ -9,12 +9,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._calling.contract import AbstractProcedure
     from ._calling.models import CallResult, ConsumedMessage
+    from ._calling.options import SessionOptions
     from ._calling.session import Almanet
     from ._calling.subscription import Subscription
     from ._nsq.options import ConnectionOptions, TLSOptions
     from ._runner import run
     from ._serving.context import CallContext, current_call
+    from ._serving.procedure import ServiceOptions
     from ._serving.service import Procedure, Service
     from ._wire.errors import (
         InternalError,
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 
 # Names are imported on first use, so that `almanet --help` does not pay for pydantic and asyncio.
 _LAZY = {
+    "AbstractProcedure": "._calling.contract",
     "InternalError": "._wire.errors",
     "ValidationError": "._wire.errors",
     "almanet_error": "._wire.errors",
@@ -69,6 +75,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AbstractProcedure",
     "Almanet",
     "CallContext",
     "CallResult",
@@ -98,15 +105,28 @@ __all__ = [
 __version__ = "0.8.0.dev0"
 
 
-def new_session(*addresses: str, **options: Any) -> Almanet:
-    """A session on the nsqd at ``addresses`` (``localhost:4150`` when none); join it with ``async with``."""
+def new_session(*addresses: str, **options: Unpack[SessionOptions]) -> Almanet:
+    """A session on the nsqd at ``addresses`` (``localhost:4150`` when none); join it with ``async with``.
+
+    The options are ``Almanet``'s keywords (``default_timeout``, ``lookupd``, ``fail_fast``, ...);
+    an unknown one is a ``TypeError`` naming the nearest.
+    """
+    from ._calling.options import check_session_options
     from ._calling.session import Almanet
 
+    check_session_options(options, "new_session()")
     return Almanet(*addresses, **options)
 
 
-def new_service(*addresses: str, prepath: str = "", **options: Any) -> Service:
-    """A service whose procedures are registered with ``@service.procedure`` and run by ``serve()``."""
-    from ._serving.service import Service
+def new_service(*addresses: str, prepath: str = "", **options: Unpack[ServiceOptions]) -> Service:
+    """A service whose procedures are registered with ``@service.procedure`` and run by ``serve()``.
 
+    The options are ``Service``'s keywords (``channel``, ``max_concurrency``, ``tags``, ...); an
+    unknown one is a ``TypeError`` naming the nearest.
+    """
+    from ._serving.procedure import ServiceOptions
+    from ._serving.service import Service
+    from ._wire.checks import check_keywords
+
+    check_keywords(options, ServiceOptions.__annotations__, "new_service()")
     return Service(*addresses, prepath=prepath, **options)

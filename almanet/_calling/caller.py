@@ -51,10 +51,8 @@ def _find_error_class(name: str, base: type[rpc_error] = rpc_error) -> type[rpc_
 def remote_error(payload: Any) -> rpc_error:
     """Rebuild the exception a procedure raised from an error reply's payload."""
     name, args = _wire.parse_error_payload(payload)
-    cls = _find_error_class(name) or rpc_error
-    error = cls.__new__(cls)
-    rpc_error.__init__(error, *args, name=name)  # bypass user __init__: args come from the wire
-    return error
+    args, fields = _wire.fields_of_error(args)
+    return (_find_error_class(name) or rpc_error).from_wire(name, args, fields)
 
 
 class _Pending:

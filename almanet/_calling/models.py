@@ -96,5 +96,15 @@ class ConsumedMessage:
         """Ask nsqd for more time before it considers the message lost and redelivers it."""
         self._message.touch()
 
+    def decode(self, model: type[T]) -> T:
+        """The message validated into ``model`` (a pydantic model, dataclass, TypedDict, ...).
+
+        Raises almanet's ``ValidationError`` saying which fields are wrong; the message stays
+        unhandled, so roll it back or commit it as the consumer decides.
+        """
+        from .._wire.validation import validated_json
+
+        return validated_json(model, self._message.body, "the message")  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         return f"ConsumedMessage(id={self.id!r}, attempts={self.attempts}, body={self.body!r})"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
-
-import orjson
+from typing import Any, Literal, TypeVar, overload
 
 from .._broker.broker import Broker, translate_nsq_error
 from .._nsq.address import Address
@@ -26,6 +24,7 @@ from .._wire import protocol as _wire
 from .._wire.checks import check_count, check_delay, check_timeout
 from .._wire.errors import invalid_argument, rpc_error, session_state_error
 from .caller import Caller, remote_error
+from .contract import AbstractProcedure, In, Out, target_of, typed_result
 from .models import CallResult
 from .subscription import Subscription
 from .trace import CallTrace
@@ -37,6 +36,7 @@ DEFAULT_CALL_TIMEOUT = 60.0
 DEFAULT_MULTICALL_TIMEOUT = 3.0
 
 State = Literal["unopened", "open", "closed"]
+T = TypeVar("T")
 
 
 def _check_name(name: str, kind: str = "topic") -> str:
@@ -172,7 +172,7 @@ class Almanet:
 
     def _encode(self, payload: Any, what: str) -> bytes:
         try:
-            body = orjson.dumps(payload)
+            body = _wire.encode_json(payload)
         except TypeError as exc:
             raise invalid_argument(f"{what} is not JSON-serializable: {exc}") from None
         self._broker.check_size(body, what)
@@ -180,10 +180,47 @@ class Almanet:
 
     # -- RPC -------------------------------------------------------------------------------------
 
+    @overload
+    async def call(
+        self,
+        uri: AbstractProcedure[In, Out],
+        payload: In,
+        *,
+        timeout: float | None = None,
+        trace: CallTrace | None = None,
+    ) -> CallResult[Out]: ...
+
+    @overload
+    async def call(
+        self,
+        uri: str,
+        payload: Any = None,
+        *,
+        result: type[T],
+        timeout: float | None = None,
+        trace: CallTrace | None = None,
+    ) -> CallResult[T]: ...
+
+    @overload
     async def call(
         self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
+    ) -> CallResult[Any]: ...
+
+    async def call(
+        self,
+        uri: str | AbstractProcedure[Any, Any],
+        payload: Any = None,
+        *,
+        result: Any = None,
+        timeout: float | None = None,
+        trace: CallTrace | None = None,
     ) -> CallResult[Any]:
         """Call a procedure and wait for its reply.
+
+        ``uri`` is a URI or an ``AbstractProcedure``, whose result type then validates the reply
+        (a model instance when it is a model); ``result=T`` does the same for a URI. A mismatch is
+        a ``ValidationError`` naming the procedure. The payload may be a pydantic model, a
+        dataclass or a TypedDict: it is sent as its JSON.
 
         Raises the remote ``rpc_error`` (as the caller's own subclass when one has its name),
         ``timeout_error`` (a ``TimeoutError``) when no reply comes in time, with its ``reason``
@@ -194,6 +231,8 @@ class Almanet:
         """
         if self._state != "open":
             self._require_open()
+        if type(uri) is not str:
+            uri, result = target_of(uri, result)
         if timeout is not None:
             # the common int or float inline (what check_timeout accepts, bools and NaN aside)
             kind = type(timeout)
@@ -207,7 +246,8 @@ class Almanet:
             self._require_open()  # it may have left meanwhile
         started = caller.start(uri, payload, timeout, False, trace)
         if started is None:  # a URI seen for the first time: its liveness is read first
-            return await caller.call(uri, payload, timeout, trace)
+            first = await caller.call(uri, payload, timeout, trace)
+            return first if result is None else typed_result(first, result, uri)
         call_id, future = started
         try:
             reply = await future
@@ -216,27 +256,84 @@ class Almanet:
                 caller.forget(call_id)
         if reply.is_error:
             raise remote_error(reply.payload)
-        return CallResult(reply.call_id, reply.payload)
+        if result is None:
+            return CallResult(reply.call_id, reply.payload)
+        return typed_result(CallResult(reply.call_id, reply.payload), result, uri)
 
+    @overload
+    async def multicall(
+        self,
+        uri: AbstractProcedure[In, Out],
+        payload: In,
+        *,
+        timeout: float | None = None,
+        trace: CallTrace | None = None,
+    ) -> list[CallResult[Out] | rpc_error]: ...
+
+    @overload
+    async def multicall(
+        self,
+        uri: str,
+        payload: Any = None,
+        *,
+        result: type[T],
+        timeout: float | None = None,
+        trace: CallTrace | None = None,
+    ) -> list[CallResult[T] | rpc_error]: ...
+
+    @overload
     async def multicall(
         self, uri: str, payload: Any = None, *, timeout: float | None = None, trace: CallTrace | None = None
+    ) -> list[CallResult[Any] | rpc_error]: ...
+
+    async def multicall(
+        self,
+        uri: str | AbstractProcedure[Any, Any],
+        payload: Any = None,
+        *,
+        result: Any = None,
+        timeout: float | None = None,
+        trace: CallTrace | None = None,
     ) -> list[CallResult[Any] | rpc_error]:
         """Call every channel serving ``uri`` and collect what comes back until ``timeout``.
 
         Errors are returned in the list, not raised: one failing responder must not hide the others.
+        Typed as ``call`` is: each reply validated on its own, a mismatch a ``ValidationError`` in the list.
         """
         self._require_open()
+        if type(uri) is not str:
+            uri, result = target_of(uri, result)
         seconds = DEFAULT_MULTICALL_TIMEOUT if timeout is None else check_timeout(timeout)
         await self._caller.ensure_replies()
         self._require_open()
-        return await self._caller.multicall(uri, payload, seconds, trace)
+        replies = await self._caller.multicall(uri, payload, seconds, trace)
+        if result is None:
+            return replies
+        typed: list[CallResult[Any] | rpc_error] = []
+        for reply in replies:
+            if isinstance(reply, rpc_error):
+                typed.append(reply)
+                continue
+            try:
+                typed.append(typed_result(reply, result, uri))
+            except rpc_error as error:
+                typed.append(error)
+        return typed
 
-    async def delay_call(self, uri: str, payload: Any, delay: float) -> str:
-        """Invoke ``uri`` after ``delay`` seconds (NSQ deferred publish); no reply is awaited.
+    @overload
+    async def delay_call(self, uri: AbstractProcedure[In, Any], payload: In, delay: float) -> str: ...
 
-        Returns the invocation id. The reply, if any, goes to this session and is dropped.
+    @overload
+    async def delay_call(self, uri: str, payload: Any, delay: float) -> str: ...
+
+    async def delay_call(self, uri: str | AbstractProcedure[Any, Any], payload: Any, delay: float) -> str:
+        """Invoke ``uri`` (or an ``AbstractProcedure``) after ``delay`` seconds (NSQ deferred publish).
+
+        No reply is awaited. Returns the invocation id. The reply, if any, goes to this session and is dropped.
         """
         self._require_open()
+        if type(uri) is not str:
+            uri, _ = target_of(uri, None)
         caller = self._caller
         topic = caller.topic_of(uri)
         delay = check_delay(delay)
@@ -298,7 +395,7 @@ class Almanet:
                 self._encode(payload, f"message {index}")
         if not items:
             return 0
-        bodies = (bytes(p) for p in items) if raw else map(orjson.dumps, items)
+        bodies = (bytes(p) for p in items) if raw else map(_wire.encode_json, items)
         await self._broker.publish_many(topic, bodies, progress=progress)
         return len(items)
 

@@ -213,7 +213,7 @@ class Running:
             result = signature.result.to_json(signature.result.validate(result, "result", quote=False))
             self._reply(message, invocation, False, result)
         except rpc_error as error:
-            self._reply(message, invocation, True, _wire.error_payload(error.name, error.args))
+            self._reply(message, invocation, True, _wire.error_payload(error.name, error.args, error.fields))
             return error.name
         except asyncio.CancelledError:
             task = asyncio.current_task()

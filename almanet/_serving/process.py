@@ -11,10 +11,15 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .._runner import run
 from .._wire.errors import broker_error, config_error, invalid_argument
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .._calling.options import SessionOptions
 
 __all__ = ["Servable", "make_ops", "serve_configured", "serve_services", "serve_until_signal"]
 
@@ -27,7 +32,9 @@ class Servable(Protocol):
     Owned here so that the registry imports the loop (``Service.serve()``) and not the reverse.
     """
 
-    async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None: ...
+    async def start(
+        self, addresses: tuple[str, ...] | None = None, **session_options: Unpack[SessionOptions]
+    ) -> None: ...
 
     async def stop(self, drain_timeout: float | None = None) -> None: ...
 

@@ -13,23 +13,28 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .._calling.contract import AbstractProcedure, In, Out
+from .._calling.options import SessionOptions, check_session_options
 from .._calling.session import Almanet
 from .._nsq.consumer import Message
 from .._wire import deadline as _deadline
 from .._wire import protocol as _wire
 from .._wire.checks import check_count, check_timeout
-from .._wire.errors import invalid_argument, session_state_error
-from .._wire.validation import inspect_procedure
+from .._wire.errors import invalid_argument, rpc_error, session_state_error
+from .._wire.validation import Signature, inspect_procedure
 from .invocations import Running
 from .observer import InvocationObserver
-from .procedure import DISCOVERY_VERSION, Procedure
+from .procedure import DISCOVERY_VERSION, Procedure, ServiceOptions, check_same, error_classes
 from .process import serve_configured
 
-__all__ = ["DISCOVERY_VERSION", "Procedure", "Service"]  # Procedure re-exported: almanet.Procedure
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["DISCOVERY_VERSION", "Procedure", "Service", "ServiceOptions"]  # Procedure re-exported: almanet.Procedure
 
 # what a service announces in its user agent: it reads the deadline and the trace context
 _ADVERTISED = f"{_wire.DEADLINE_AGENT} {_wire.TRACE_AGENT}"
@@ -73,54 +78,156 @@ class Service:
         self.drain_timeout = drain_timeout
         self.tags = tags
         self.procedures: dict[str, Procedure] = {}
+        self.abstracts: dict[str, AbstractProcedure[Any, Any]] = {}
         self._running: Running | None = None
         # told of every invocation when set before start() (metrics, ``observer.py``); None: no cost
         self.observer: InvocationObserver | None = None
 
     # -- registry --------------------------------------------------------------------------------
 
+    @overload
+    def procedure(self, function: F, /) -> F: ...
+
+    @overload
     def procedure(
         self,
-        function: F | None = None,
+        function: None = None,
+        /,
         *,
         name: str | None = None,
         channel: str | None = None,
         description: str | None = None,
         tags: tuple[str, ...] = (),
         stale_after: float | EllipsisType | None = ...,
-    ) -> Any:
+        raises: Iterable[type[rpc_error]] = (),
+    ) -> Callable[[F], F]: ...
+
+    def procedure(
+        self,
+        function: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        channel: str | None = None,
+        description: str | None = None,
+        tags: tuple[str, ...] = (),
+        stale_after: float | EllipsisType | None = ...,
+        raises: Iterable[type[rpc_error]] = (),
+    ) -> F | Callable[[F], F]:
         """Register ``async def f(session, payload) -> result`` as ``<prepath>.<name>``.
 
         ``stale_after`` (seconds; 0 or None: never) overrides the service's for this procedure:
         an invocation that carries no caller deadline and waited longer than that in nsqd is
         finished unrun, since its caller (0.7.0's default timeout is 60 s) has given up.
+        ``raises`` lists the ``rpc_error`` subclasses it may raise: discovery describes them.
+        The decorated function is returned as it was, its type included.
         """
         stale = self.stale_after if stale_after is ... else _deadline.check_stale_after(stale_after)
+        errors = error_classes(raises)
 
         def register(function: F) -> F:
-            local = name or function.__name__
-            uri = f"{self.prepath}.{local}" if self.prepath else local
-            try:
-                _wire.check_uri(uri)
-                _wire.channel_name(channel or self.channel)
-            except ValueError as exc:
-                raise invalid_argument(f"cannot register {function.__qualname__}: {exc}") from None
-            if uri in self.procedures:
-                raise invalid_argument(f"procedure {uri!r} is registered twice")
-            if self._running is not None:
-                raise session_state_error("register procedures before the service starts")
-            self.procedures[uri] = Procedure(
-                uri=uri,
-                channel=channel or self.channel,
-                function=function,
-                signature=inspect_procedure(function),
-                description=description or (function.__doc__ or "").strip(),
-                tags=tuple(tags) or self.tags,
-                stale_after=stale,
-            )
+            uri = self._uri_of(name or function.__name__, channel, function)
+            self._add(uri, channel, function, inspect_procedure(function), description, tags, stale, errors)
             return function
 
         return register(function) if function is not None else register
+
+    @overload
+    def abstract_procedure(self, function: Callable[[In], Awaitable[Out]], /) -> AbstractProcedure[In, Out]: ...
+
+    @overload
+    def abstract_procedure(
+        self,
+        function: None = None,
+        /,
+        *,
+        name: str | None = None,
+        channel: str | None = None,
+        description: str | None = None,
+        tags: tuple[str, ...] = (),
+        stale_after: float | EllipsisType | None = ...,
+        raises: Iterable[type[rpc_error]] = (),
+    ) -> Callable[[Callable[[In], Awaitable[Out]]], AbstractProcedure[In, Out]]: ...
+
+    def abstract_procedure(
+        self,
+        function: Callable[..., Awaitable[Any]] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        channel: str | None = None,
+        description: str | None = None,
+        tags: tuple[str, ...] = (),
+        stale_after: float | EllipsisType | None = ...,
+        raises: Iterable[type[rpc_error]] = (),
+    ) -> Any:
+        """Declare ``async def f(payload: In) -> Out`` as ``<prepath>.<name>`` without its code.
+
+        Callers import the declaring module and call the returned ``AbstractProcedure``; the
+        service's code registers with ``@f.implements`` (``(session, payload)`` or ``(payload)``),
+        in a module of its own: ``almanet serve impl_module:service`` serves it. Until then the
+        service refuses to start. Keywords as ``procedure``'s.
+        """
+        stale = self.stale_after if stale_after is ... else _deadline.check_stale_after(stale_after)
+        errors = error_classes(raises)
+
+        def declare(function: Callable[..., Awaitable[Any]]) -> AbstractProcedure[Any, Any]:
+            uri = self._uri_of(name or function.__name__, channel, function)
+            if uri in self.abstracts:
+                raise invalid_argument(f"procedure {uri!r} is declared twice")
+            signature = inspect_procedure(function)
+
+            def implement(abstract: AbstractProcedure[Any, Any], code: Callable[..., Awaitable[Any]]) -> None:
+                own = inspect_procedure(code)
+                check_same(abstract, own, code)
+                checks = Signature(own.takes_session, True, signature.payload, signature.result)
+                self._add(uri, channel, code, checks, abstract.description, tags, stale, errors)
+
+            text = description or (function.__doc__ or "").strip()
+            abstract = AbstractProcedure[Any, Any](uri, channel or self.channel, signature, text, implement)
+            self.abstracts[uri] = abstract
+            return abstract
+
+        return declare(function) if function is not None else declare
+
+    def unimplemented(self) -> list[AbstractProcedure[Any, Any]]:
+        """The abstract procedures declared here that nothing implements (yet)."""
+        return [a for a in self.abstracts.values() if a.implementation is None]
+
+    def _uri_of(self, local: str, channel: str | None, function: Callable[..., Any]) -> str:
+        uri = f"{self.prepath}.{local}" if self.prepath else local
+        try:
+            _wire.check_uri(uri)
+            _wire.channel_name(channel or self.channel)
+        except ValueError as exc:
+            raise invalid_argument(f"cannot register {function.__qualname__}: {exc}") from None
+        return uri
+
+    def _add(
+        self,
+        uri: str,
+        channel: str | None,
+        function: Callable[..., Awaitable[Any]],
+        signature: Signature,
+        description: str | None,
+        tags: tuple[str, ...],
+        stale: float | None,
+        errors: tuple[type[rpc_error], ...],
+    ) -> None:
+        if uri in self.procedures:
+            raise invalid_argument(f"procedure {uri!r} is registered twice")
+        if self._running is not None:
+            raise session_state_error("register procedures before the service starts")
+        self.procedures[uri] = Procedure(
+            uri=uri,
+            channel=channel or self.channel,
+            function=function,
+            signature=signature,
+            description=description or (function.__doc__ or "").strip(),
+            tags=tuple(tags) or self.tags,
+            stale_after=stale,
+            errors=errors,
+        )
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -135,15 +242,24 @@ class Service:
             raise session_state_error("the service is not running")
         return self._running.session
 
-    async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Any) -> None:
+    async def start(self, addresses: tuple[str, ...] | None = None, **session_options: Unpack[SessionOptions]) -> None:
         """Join, then subscribe every procedure and the discovery procedures.
 
         ``addresses`` (when not None) replace the service's own nsqd addresses; ``session_options``
-        go to the session (``almanet.new_session``'s keywords), ``lookupd`` included.
+        go to the session (``almanet.new_session``'s keywords), ``lookupd`` included. An abstract
+        procedure without its implementation is refused here, before anything is subscribed.
         """
         if self._running is not None:
             raise session_state_error("the service is already running")
-        options: dict[str, Any] = {}
+        check_session_options(session_options, "Service.start()")
+        missing = self.unimplemented()
+        if missing:
+            raise session_state_error(
+                f"abstract procedures without an implementation: {', '.join(a.uri for a in missing)};"
+                " import the module that implements them (`almanet serve impl_module:service`,"
+                " with impl_module the module of the `@...implements` functions)"
+            )
+        options: SessionOptions = {}
         if self.lookupd:
             options["lookupd"] = self.lookupd
         if self.lookupd_interval is not None:
@@ -274,7 +390,7 @@ class Service:
         addresses: tuple[str, ...] | None = None,
         *,
         config: str | os.PathLike[str] | None = None,
-        **session_options: Any,
+        **session_options: Unpack[SessionOptions],
     ) -> None:
         """Run until SIGINT or SIGTERM, then drain and leave. A second signal stops at once (exit 130).
 
@@ -287,7 +403,8 @@ class Service:
         """
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        serve_configured([self], addresses, config, session_options)
+        check_session_options(session_options, "Service.serve()")
+        serve_configured([self], addresses, config, dict(session_options))
 
 
 def _answerer(running: Running, payload: Any) -> Callable[[Message], None]:

@@ -7,11 +7,13 @@ string would fail deep inside asyncio, and a bool is an int to Python but never 
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Collection, Iterable
 
 from .errors import invalid_argument
 
-__all__ = ["MAX_DELAY", "check_count", "check_delay", "check_timeout"]
+__all__ = ["MAX_DELAY", "check_count", "check_delay", "check_keywords", "check_timeout"]
 
 # nsqd's default --max-req-timeout: the longest DPUB delay and REQ delay it accepts.
 MAX_DELAY = 3600.0
@@ -43,3 +45,16 @@ def check_count(value: object, name: str, minimum: int = 1) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
         return value
     raise invalid_argument(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+
+
+def check_keywords(given: Iterable[str], allowed: Collection[str], where: str) -> None:
+    """Refuse an unknown keyword with a ``TypeError`` that suggests the nearest known one.
+
+    Options are keywords passed along (``new_session(**options)``): Python's own error for a typo
+    comes from deep inside, names no alternative, and a type checker may not see the call.
+    """
+    for key in given:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise TypeError(f"{where} got an unknown option {key!r}{hint} (options: {', '.join(sorted(allowed))})")

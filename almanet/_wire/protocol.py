@@ -40,8 +40,10 @@ __all__ = [
     "decode_reply",
     "describe_uri",
     "encode_invocation",
+    "encode_json",
     "encode_reply",
     "error_payload",
+    "fields_of_error",
     "is_expired_notice",
     "is_internal_topic",
     "new_id",
@@ -69,6 +71,9 @@ TRACE_KEY = "traceparent"
 TRACE_AGENT = "almanet-trace/1"
 _TRACED_KEYS = (_INVOCATION_KEYS | {TRACE_KEY}, _EXTENDED_KEYS | {TRACE_KEY})
 _REPLY_KEYS = frozenset({"call_id", "is_error", "payload"})
+# typed error fields: one trailing element of an error's message array, {FIELDS_KEY: {...}}, so
+# that a 0.7.0 caller still reads the name and the message (it keeps the array as it is)
+FIELDS_KEY = "_fields_"
 
 
 class WireError(ValueError):
@@ -170,9 +175,26 @@ class Reply(NamedTuple):
     payload: Any
 
 
+def _model_json(value: Any) -> orjson.Fragment:
+    """orjson's ``default``: a pydantic model becomes its own JSON, written once, unparsed.
+
+    orjson calls it only for a type it cannot write itself (dataclasses, TypedDicts, datetimes
+    it writes natively), so a plain payload pays nothing for it.
+    """
+    dump = getattr(value, "model_dump_json", None)
+    if dump is not None and hasattr(type(value), "__pydantic_fields__"):
+        return orjson.Fragment(dump())
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def encode_json(value: Any) -> bytes:
+    """JSON bytes of a payload; pydantic models, dataclasses and TypedDicts included."""
+    return orjson.dumps(value, default=_model_json)
+
+
 def _dumps(value: Any) -> bytes:
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, default=_model_json)
     except TypeError as exc:
         raise WireError(f"payload is not JSON-serializable: {exc}") from None
 
@@ -273,15 +295,20 @@ def is_expired_notice(reply: Reply) -> bool:
     return reply.is_error and isinstance(reply.payload, dict) and reply.payload.get("name") == EXPIRED_NOTICE
 
 
-def error_payload(name: str, args: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
-    """An error reply's payload; arguments that JSON cannot carry travel as their ``str``."""
-    safe = [a if _json_safe(a) else str(a) for a in args]
+def error_payload(name: str, args: tuple[Any, ...] | list[Any], fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An error reply's payload; arguments that JSON cannot carry travel as their ``str``.
+
+    Typed fields (``fields``) ride as one more element of the message array, ``{"_fields_": ...}``.
+    """
+    safe: list[Any] = [a if _json_safe(a) else str(a) for a in args]
+    if fields:
+        safe.append({FIELDS_KEY: {k: v if _json_safe(v) else str(v) for k, v in fields.items()}})
     return {"name": name, "message": safe}
 
 
 def _json_safe(value: Any) -> bool:
     try:
-        orjson.dumps(value)
+        orjson.dumps(value, default=_model_json)
     except TypeError:
         return False
     return True
@@ -297,6 +324,15 @@ def parse_error_payload(payload: Any) -> tuple[str, tuple[Any, ...]]:
             return payload["name"], ()
         return payload["name"], (message,)
     return "rpc_error", (payload,)
+
+
+def fields_of_error(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+    """An error's arguments without their trailing typed fields, and the fields (None: none sent)."""
+    if args:
+        last = args[-1]
+        if type(last) is dict and len(last) == 1 and type(last.get(FIELDS_KEY)) is dict:
+            return args[:-1], last[FIELDS_KEY]
+    return args, None
 
 
 # -- discovery replies ---------------------------------------------------------------------------

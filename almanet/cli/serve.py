@@ -62,6 +62,14 @@ def resolve_target(target: str) -> list[Any]:
     for item in services:
         if not isinstance(item, Service):
             fail(f"{target} is a {type(item).__name__}, not a service made by almanet.new_service()", Exit.BAD_INPUT)
+        missing = item.unimplemented()
+        if missing:
+            fail(
+                f"{target}: abstract procedures without an implementation: {', '.join(a.uri for a in missing)}"
+                f" — serve the module that implements them (`almanet serve IMPL_MODULE:{attr}`, where"
+                " IMPL_MODULE imports this service and holds the `@...implements` functions)",
+                Exit.BAD_INPUT,
+            )
     return services
 
 

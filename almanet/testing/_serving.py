@@ -88,7 +88,8 @@ async def serving(
     if nsqd is not None and not nsqds:
         raise ValueError("serving() needs at least one nsqd")
     if nsqds:
-        await service.start(tuple(n.tcp_address for n in nsqds), **{"lookupd": (), **session_options})
+        options: dict[str, Any] = {"lookupd": (), **session_options}
+        await service.start(tuple(n.tcp_address for n in nsqds), **options)
     else:
         await service.start(**session_options)
     try:

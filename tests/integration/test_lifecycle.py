@@ -95,7 +95,7 @@ def test_delay_call_leaves_no_reply_topic_behind(fresh_nsqd: NsqdProcess, unique
         ran = asyncio.Event()
 
         @service.procedure
-        async def later() -> str:
+        async def later(session: almanet.Almanet, payload: None) -> str:
             ran.set()
             return "done"
 
@@ -298,7 +298,7 @@ def test_discovery_client_and_procedure_schemas(fresh_nsqd: NsqdProcess, unique_
         return payload
 
     @second.procedure
-    async def nothing() -> None:
+    async def nothing(session: almanet.Almanet, payload: None) -> None:
         pass
 
     async def scenario() -> None:

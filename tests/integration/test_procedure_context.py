@@ -50,7 +50,7 @@ def test_a_cancelled_error_raised_by_a_procedure_is_an_internal_error_once(
     runs = 0
 
     @service.procedure
-    async def gives_up() -> None:
+    async def gives_up(session: almanet.Almanet, payload: None) -> None:
         nonlocal runs
         runs += 1
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -56,15 +56,16 @@ def test_payload_only_and_no_arg_procedures(nsqd: NsqdProcess, unique_name: Call
         return payload * 2
 
     @service.procedure
-    async def constant() -> dict:
+    async def constant(session: almanet.Almanet, payload: None) -> dict:
         return {"answer": 42}
 
     async def scenario() -> None:
         async with serving(service), joined(nsqd.tcp_address) as session:
             assert (await session.call(f"{service.prepath}.double", 21, timeout=5)).payload == 42
             assert (await session.call(f"{service.prepath}.constant", timeout=5)).payload == {"answer": 42}
-            # a payload sent to a no-arg procedure is ignored
-            assert (await session.call(f"{service.prepath}.constant", "ignored", timeout=5)).payload == {"answer": 42}
+            # `payload: None` takes nothing: a payload sent to it is refused, never silently ignored
+            with pytest.raises(almanet.ValidationError):
+                await session.call(f"{service.prepath}.constant", "ignored", timeout=5)
 
     run(scenario())
 
@@ -110,7 +111,7 @@ def test_unknown_error_name_becomes_plain_rpc_error(nsqd: NsqdProcess, unique_na
     service = _service(nsqd, unique_name)
 
     @service.procedure
-    async def fail() -> None:
+    async def fail(session: almanet.Almanet, payload: None) -> None:
         # no class of this name exists in the caller's process
         raise almanet.rpc_error("it broke", name="no_such_error_class_anywhere")
 
@@ -131,7 +132,7 @@ def test_unexpected_exception_is_internal_error_without_details(
     service = _service(nsqd, unique_name)
 
     @service.procedure
-    async def crash() -> None:
+    async def crash(session: almanet.Almanet, payload: None) -> None:
         raise RuntimeError("secret database password hunter2")
 
     async def scenario() -> None:
@@ -184,7 +185,7 @@ def test_result_is_validated(nsqd: NsqdProcess, unique_name: Callable[..., str])
     service = _service(nsqd, unique_name)
 
     @service.procedure
-    async def count() -> int:
+    async def count(session: almanet.Almanet, payload: None) -> int:
         return "many"  # type: ignore[return-value]
 
     async def scenario() -> None:

@@ -16,6 +16,7 @@ import almanet
 ROOT = Path(almanet.__file__).resolve().parent
 
 PUBLIC_NAMES = [
+    "AbstractProcedure",
     "Almanet",
     "CallContext",
     "CallResult",

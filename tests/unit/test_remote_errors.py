@@ -109,3 +109,38 @@ def test_newest_class_of_a_name_wins() -> None:
     error = remote_error({"name": "twice_defined_for_test", "message": []})
     assert type(error) is newer
     assert type(error) is not older
+
+
+class typed_for_test(almanet.rpc_error):
+    """Typed fields, validated on the calling side."""
+
+    sku: str
+    left: int = 0
+
+
+def test_typed_fields_are_validated_into_attributes() -> None:
+    error = remote_error({"name": "typed_for_test", "message": ["gone", {"_fields_": {"sku": "a", "left": "2"}}]})
+    assert type(error) is typed_for_test
+    assert error.args == ("gone",) and error.sku == "a" and error.left == 2
+    assert error.fields == {"sku": "a", "left": 2}
+
+
+def test_fields_that_do_not_validate_are_kept_as_sent() -> None:
+    error = remote_error({"name": "typed_for_test", "message": [{"_fields_": {"left": "many"}}]})
+    assert type(error) is typed_for_test and error.args == ()
+    assert error.fields == {"left": "many"} and error.left == "many"  # type: ignore[comparison-overlap]
+    assert not hasattr(error, "sku")
+
+
+def test_fields_of_an_unknown_class_never_become_attributes() -> None:
+    error = remote_error({"name": "nobody_here", "message": ["x", {"_fields_": {"args": 1, "name": "y", "z": 2}}]})
+    assert type(error) is rpc_error
+    assert error.args == ("x",) and error.name == "nobody_here"
+    assert error.fields == {"args": 1, "name": "y", "z": 2}
+    assert not hasattr(error, "z")
+
+
+def test_a_trailing_dict_that_is_not_fields_stays_an_argument() -> None:
+    error = remote_error({"name": "typed_for_test", "message": [{"_fields_": 1}, {"other": 2}]})
+    assert error.args == ({"_fields_": 1}, {"other": 2})
+    assert error.fields == {"left": 0}  # only the class's default

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Optional
 
 import pydantic
 import pytest
 
+import almanet
 from almanet._wire.errors import ValidationError, rpc_error
 from almanet._wire.validation import Signature, TypeCheck, inspect_procedure
 
@@ -57,12 +59,47 @@ def test_payload_only() -> None:
     assert sig.result.annotation == list[int]
 
 
-def test_no_arguments() -> None:
-    sig = inspect_procedure(no_args)
-    assert not sig.takes_session and not sig.takes_payload
-    assert sig.payload.annotation is Any
-    assert sig.result.annotation is Any
-    assert sig.payload.validate({"anything": 1}, "payload") == {"anything": 1}
+def test_no_arguments_are_refused_naming_the_fix() -> None:
+    with pytest.raises(TypeError, match=r"procedure no_args takes no payload parameter: declare .*payload: None"):
+        inspect_procedure(no_args)
+
+
+def test_only_the_session_is_refused() -> None:
+    async def only_session(session: almanet.Almanet) -> str: ...
+
+    async def only_unannotated_session(session):  # type: ignore[no-untyped-def]
+        return 1
+
+    for function in (only_session, only_unannotated_session):
+        with pytest.raises(TypeError, match=r"takes only the session, no payload parameter: declare"):
+            inspect_procedure(function)
+
+
+def test_two_payload_looking_parameters_are_refused() -> None:
+    async def two(first: int, second: int) -> int: ...
+
+    with pytest.raises(TypeError, match=r"two payload-looking parameters \(first, second\).*one payload"):
+        inspect_procedure(two)
+
+
+def test_payload_none_takes_nothing() -> None:
+    async def nothing(session: almanet.Almanet, payload: None) -> int: ...
+
+    sig = inspect_procedure(nothing)
+    assert sig.takes_session and sig.payload.validate(None, "payload") is None
+    with pytest.raises(ValidationError):
+        sig.payload.validate(1, "payload")
+
+
+def test_an_annotation_without_json_schema_is_refused_at_decoration() -> None:
+    async def takes_a_type(payload: type) -> None: ...
+
+    async def returns_a_callable(payload: int) -> Callable[[], None]: ...
+
+    with pytest.raises(TypeError, match=r"takes_a_type: its payload annotation .* JSON Schema; use JSON types"):
+        inspect_procedure(takes_a_type)
+    with pytest.raises(TypeError, match=r"returns_a_callable: its return annotation"):
+        inspect_procedure(returns_a_callable)
 
 
 def test_unannotated_accepts_anything() -> None:
@@ -90,7 +127,7 @@ def test_sync_function_is_rejected() -> None:
 def test_three_arguments_are_rejected() -> None:
     async def three(session: Any, payload: str, extra: int) -> None: ...
 
-    with pytest.raises(TypeError, match=r"takes 3 arguments.*\(session, payload\), \(payload\) or \(\)"):
+    with pytest.raises(TypeError, match=r"takes 3 arguments.*\(session, payload\) or \(payload\)"):
         inspect_procedure(three)
 
 
