@@ -105,7 +105,7 @@ def test_the_library_and_the_config_file_keep_the_same_bound(tmp_path: Path) -> 
     async def session_with(timeout: float) -> None:
         lib.new_session(DEAD_NSQD, default_timeout=timeout)
 
-    with pytest.raises(lib.invalid_argument, match="default_timeout must be .* at most 86400"):
+    with pytest.raises(lib.invalid_argument, match=r"default_timeout must be .* at most 86400"):
         asyncio.run(session_with(1e20))
     (tmp_path / "almanet.toml").write_text("[timeouts]\ncall = 1e20\n")
     result = almanet("config", env=dead_env(tmp_path), cwd=tmp_path)
