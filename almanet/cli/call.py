@@ -84,10 +84,10 @@ def call(
     settings = load(config, nsqd)
     from ._explain import run_traced, show_explain, timeline
 
-    if explain:
-        show_explain(uri, value, settings, multi=False)
-        return
     seconds = timeout or settings.call_timeout
+    if explain:
+        show_explain(uri, value, settings, multi=False, timeout=seconds)
+        return
     from almanet._wire.errors import rpc_error
 
     marks = timeline(verbose)

@@ -107,7 +107,7 @@ def multicall(
     from ._explain import run_traced, show_explain, timeline
 
     if explain:
-        show_explain(uri, value, settings, multi=True)
+        show_explain(uri, value, settings, multi=True, timeout=timeout)
         return
     marks = timeline(verbose)
     with exit_on_errors(timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)", uri=uri):

@@ -167,12 +167,14 @@ def test_explain_needs_no_broker_and_uses_the_wire_functions(runner: CliRunner) 
     assert invocation.reply_topic == plan["reply_topic"] == _wire.reply_topic(invocation.caller_id)
     assert plan["topic"] == _wire.rpc_topic("net.example.greeting") and plan["channel"] == "RPC#ephemeral"
     assert plan["reply_channel"] == _wire.REPLY_CHANNEL and plan["sent"] is False
+    assert plan["subscribers"] == "unknown" and plan["timeout_ms"] is None
     assert plan["commands"]["curl"].endswith(f"'http://127.0.0.1:2/pub?topic={plan['topic']}'")
     from_stdin = runner.invoke(app, ["multicall", "a.b", "--explain", "-o", "json"], input='{"n": 1}')
     assert _wire.decode_invocation(json.loads(from_stdin.stdout)["body"].encode()).payload == {"n": 1}
     assert "-n 1" not in json.loads(from_stdin.stdout)["commands"]["nsq_tail"]  # multicall waits for all
     text = runner.invoke(app, ["call", "a.b", "--explain", "-o", "table"]).stdout
-    assert "reply topic" in text and "Nothing was sent." in text and "to_nsq --nsqd-tcp-address=127.0.0.1:1" in text
+    assert "reply topic" in text and "Nothing was sent" in text and "to_nsq --nsqd-tcp-address=127.0.0.1:1" in text
+    assert "subscribers   unknown" in text  # no /stats answered: the plain body, as a call would send
 
 
 # ------------------------------------------------------------------ produce / consume options
