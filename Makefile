@@ -18,7 +18,7 @@ help:
 	@echo "make test    run pytest (extra args: PYTEST_ARGS='-k name -x')"
 	@echo "make test-pythons  unit tests and an integration subset on the other Pythons found (3.11-3.14)"
 	@echo "make soak    the fault suite (tests/faults) at full size: 50 callers x 1000 calls, long fuzzing"
-	@echo "make lint    ruff check"
+	@echo "make lint    ruff check and ruff format --check"
 	@echo "make typecheck  mypy --strict and pyright on almanet/ and services/"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
 	@echo "make bench   run the benchmark (bench/run.py); PYTHON=/path/to/python runs almanet on that one"
@@ -39,6 +39,7 @@ soak: setup
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 typecheck: setup
 	.venv/bin/mypy
