@@ -86,22 +86,56 @@ def free_names(source: str) -> list[str]:
 @dataclasses.dataclass
 class Script:
     source: str
-    served_from_context: list[str]  # services the block added procedures to: served and called after it
-    missing: list[str]  # names nothing defines: the block cannot run as the README shows it
+    uses: list[str]  # names it takes from earlier in the README
+    missing: list[str]  # names nothing earlier defines: the block cannot run as the README shows it
 
 
-def runnable(example: CodeExample, tcp: str, http: str) -> Script:
-    """The block as a script: context imports, the async wrapper when needed, the test's addresses."""
+def definitions(source: str) -> dict[str, str]:
+    """What a block defines at its top level (imports, functions, classes, assignments), by name:
+    the source of each definition, without what runs (calls, the ``__main__`` guard)."""
+    found: dict[str, str] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                found[(alias.asname or alias.name).split(".")[0]] = ast.unparse(node)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found[node.name] = ast.get_source_segment(source, node, padded=False) or ast.unparse(node)
+            for decorator in node.decorator_list:  # keep the decorator line with its function
+                segment = ast.get_source_segment(source, decorator) or ast.unparse(decorator)
+                found[node.name] = f"@{segment}\n{found[node.name]}"
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = ast.unparse(node)
+    return found
+
+
+def runnable(example: CodeExample, tcp: str, http: str, earlier: list[CodeExample] | None = None) -> Script:
+    """The block as a script: what it uses from earlier (``CONTEXT``, else the nearest earlier
+    block that defines the name), the async wrapper when needed, the test's addresses."""
     source = example.source.replace(README_TCP, tcp).replace(README_HTTP, http)
     names = free_names(source)
-    missing = [n for n in names if n not in CONTEXT]
-    imports = [CONTEXT[n] for n in names if n in CONTEXT]
-    services = [n for n in names if n in ("example_service",)]
-    lines = [*imports]
-    if services or _has_top_level_await(source):
-        lines.append("import almanet as _readme_almanet")
-    lines += [f"_readme_before_{n} = set({n}.procedures)" for n in services]
-    if _has_top_level_await(source):
+    preamble: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        if name in CONTEXT:
+            preamble.append(CONTEXT[name])
+            continue
+        for previous in reversed(earlier or []):
+            defined = definitions(previous.source.replace(README_TCP, tcp).replace(README_HTTP, http))
+            if name in defined:
+                needs = [n for n in free_names(defined[name]) if n in CONTEXT]
+                preamble += [CONTEXT[n] for n in needs] + [defined[name]]
+                break
+        else:
+            missing.append(name)
+    preamble = list(dict.fromkeys(preamble))
+    awaits = _has_top_level_await(source)
+    lines = [*preamble, "import almanet as _readme_almanet"]
+    # services the block uses without making them: procedures it adds are served and called after it
+    lines.append(f"_readme_before = _readme_services({names!r}, globals())")
+    if awaits:
         lines += [
             "async def _readme_block() -> None:",
             textwrap.indent(source, "    "),
@@ -109,18 +143,26 @@ def runnable(example: CodeExample, tcp: str, http: str) -> Script:
         ]
     else:
         lines.append(source)
-    if services:
-        pairs = ", ".join(f"({n}, _readme_before_{n})" for n in services)
-        lines.append(_CALL_NEW_PROCEDURES.format(tcp=tcp, pairs=pairs))
-    return Script("\n".join(lines) + "\n", services, missing)
+    lines.append(_CALL_NEW_PROCEDURES.format(tcp=tcp))
+    script = _SERVICES_HELPER + "\n".join(lines) + "\n"
+    return Script(script, [n for n in names if n not in {"almanet", "asyncio"}], missing)
 
 
-# Served on the test nsqd, each new procedure that takes no payload is called once: its body runs.
+_SERVICES_HELPER = """\
+def _readme_services(names, scope):
+    import almanet
+    return {id(v): (v, set(v.procedures)) for n in names if isinstance(v := scope.get(n), almanet.Service)}
+"""
+
+# Served on the test nsqd, each procedure the block added that takes no payload (its payload
+# schema admits null) is called once, so its body runs; the calls are printed as ``readme: ...``.
 _CALL_NEW_PROCEDURES = """
+def _readme_takes_none(procedure) -> bool:
+    schema = procedure.signature.payload.schema()
+    return schema in ({{}}, {{"type": "null"}}) or {{"type": "null"}} in schema.get("anyOf", [])
 async def _readme_call_new() -> None:
-    import inspect
-    for service, before in ({pairs},):
-        new = [p for key, p in service.procedures.items() if key not in before]
+    for service, before in _readme_before.values():
+        new = [p for key, p in service.procedures.items() if key not in before and _readme_takes_none(p)]
         if not new:
             continue
         await service.start(("{tcp}",))
@@ -131,7 +173,8 @@ async def _readme_call_new() -> None:
                     print(f"readme: {{procedure.uri}} -> {{result.payload!r}}")
         finally:
             await service.stop()
-_readme_almanet.run(_readme_call_new())
+if _readme_before:
+    _readme_almanet.run(_readme_call_new())
 """
 
 

@@ -165,7 +165,7 @@ def test_python_block_runs(block, world, tmp_path: Path) -> None:
 
         assert readme_test() == block.source, "test_user_project.py must run this very block"
         return
-    script = _readme.runnable(block, nsqd.tcp_address, nsqd.http_address)
+    script = _readme.runnable(block, nsqd.tcp_address, nsqd.http_address, BLOCKS[: BLOCKS.index(block)])
     assert not script.missing, f"README line {block.start_line} uses {script.missing}, which no earlier block defines"
     path = tmp_path / "block.py"
     path.write_text(script.source)
@@ -210,7 +210,7 @@ def test_python_block_runs(block, world, tmp_path: Path) -> None:
     for marker, lines in EXPECTED.items():
         if marker in block.source:
             assert stdout.splitlines()[: len(lines)] == lines, stdout
-    if script.served_from_context:
+    if "example_service" in script.uses and "@example_service.procedure" in block.source:
         called = [line for line in stdout.splitlines() if line.startswith("readme: ")]
         assert called, f"the procedures README line {block.start_line} adds were not called:\n{stdout}"
 
@@ -225,7 +225,7 @@ def test_the_python_blocks_type_check(tmp_path: Path) -> None:
     """mypy (what ``make typecheck`` runs, here without --strict: the examples leave some types to
     the reader) finds no error in any block, as made runnable."""
     for block in BLOCKS:
-        script = _readme.runnable(block, "localhost:4150", "localhost:4151")
+        script = _readme.runnable(block, "localhost:4150", "localhost:4151", BLOCKS[: BLOCKS.index(block)])
         (tmp_path / f"readme_line{block.start_line}.py").write_text(script.source)
     config = tmp_path / "mypy.ini"
     config.write_text("[mypy]\nignore_missing_imports = True\n")  # not the project's --strict
