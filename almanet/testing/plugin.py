@@ -76,12 +76,12 @@ def _one(start: str) -> Iterator[Any]:
     from . import _processes
     from ._tools import NsqToolNotFound
 
+    proc: Any = None
+    missing = ""
     try:
         proc = getattr(_processes, start)()
     except NsqToolNotFound as exc:
         missing = str(exc)
-    else:
-        missing = ""
     if missing:  # no traceback, no chained exception: the one line says where it looked and the fix
         pytest.fail(missing, pytrace=False)
     try:
