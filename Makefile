@@ -21,7 +21,7 @@ help:
 	@echo "make lint    ruff check and format --check, mypy --strict and pyright"
 	@echo "make typecheck  mypy --strict and pyright on almanet/ and services/"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
-	@echo "make bench   run the benchmark (bench/run.py); PYTHON=/path/to/python runs almanet on that one"
+	@echo "make bench   run the benchmark (bench/run.py): almanet on .venv's Python and on the newest other one found, a table each; PYTHON=/path/to/python runs almanet on that one only"
 	@echo "make ui-screenshot  run the browser tests of almanet ui, writing docs/almanet-ui.png"
 	@echo "make clean   remove .venv, .tools and caches (next setup rebuilds them)"
 
@@ -52,7 +52,7 @@ demo: setup
 
 ifeq ($(PYTHON),)
 bench: setup
-	$(VENV_PY) bench/run.py
+	./scripts/bench.sh
 else
 bench:
 	@test -n "$(PY_VERSION)" || { echo "bench: $(PYTHON) does not run"; exit 2; }

@@ -37,6 +37,8 @@ ROLES = [PYTHON, ROLES_PY]
 # --variant NAME:KEY=VALUE,...: almanet run again under other settings (PYTHON=... another
 # interpreter's venv python, any other key an environment variable), interleaved with the rest
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {}
+# --also-python: variants that are another interpreter's almanet, each with a table of its own
+TABLES: list[str] = []
 
 
 def roles(impl: str) -> list[str]:
@@ -242,8 +244,9 @@ def wall(argv: list[str], runs: int, env: dict[str, str] | None = None) -> dict[
     return {"median_ms": statistics.median(times) * 1e3, "min_ms": min(times) * 1e3, "max_ms": max(times) * 1e3}
 
 
-def startup(nsqd: NsqdProcess, runs: int) -> dict[str, Any]:
-    almanet_cli = str(Path(PYTHON).with_name("almanet"))
+def startup(nsqd: NsqdProcess, runs: int, python: str = PYTHON) -> dict[str, Any]:
+    """``almanet --help``, one ``almanet call`` and a bare typer app's ``--help``, all on ``python``."""
+    almanet_cli = str(Path(python).with_name("almanet"))
     uri = f"bench.g{uuid.uuid4().hex[:8]}.greeting"
     server = Proc(serve_argv("almanet", nsqd.tcp_address, uri, nsqd.http_address))
     env = {**os.environ, "ALMANET_NSQD": nsqd.tcp_address, "ALMANET_NSQD_HTTP": nsqd.http_address}
@@ -253,7 +256,7 @@ def startup(nsqd: NsqdProcess, runs: int) -> dict[str, Any]:
         # interleave the three commands run by run, so drift hurts all alike
         samples: dict[str, list[float]] = {"typer_minimal_help": [], "almanet_help": [], "almanet_call": []}
         argvs = {
-            "typer_minimal_help": [PYTHON, str(ROOT / "bench" / "minimal_typer.py"), "--help"],
+            "typer_minimal_help": [python, str(ROOT / "bench" / "minimal_typer.py"), "--help"],
             "almanet_help": [almanet_cli, "--help"],
             "almanet_call": [almanet_cli, "call", uri, '"Aidar"', "--timeout", "10"],
         }
@@ -317,21 +320,23 @@ def run_workloads(args: argparse.Namespace) -> dict[str, Any]:
                     log(f"{name} rep {rep + 1}/{args.repetitions}: {impl}")
                     raw[name][impl].append(workload(impl))
         if not args.only or "e" in args.only:
-            log(f"e_startup: {args.startup_runs} runs each")
-            raw["e_startup"] = {"almanet": [startup(nsqd, args.startup_runs)], "floor": []}
+            raw["e_startup"] = {"floor": []}
+            for impl, python in [("almanet", PYTHON), *((name, VARIANTS[name][0]) for name in TABLES)]:
+                log(f"e_startup ({impl}): {args.startup_runs} runs each")
+                raw["e_startup"][impl] = [startup(nsqd, args.startup_runs, python)]
     finally:
         nsqd.close()
     return raw
 
 
-def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the table: metric, almanet median (min-max), floor median, ratio, target, met."""
+def figures(raw: dict[str, Any], impl: str = "almanet") -> list[dict[str, Any]]:
+    """Rows of the table: metric, ``impl``'s median (min-max), floor median, ratio, target, met."""
     rows: list[dict[str, Any]] = []
 
     def add(workload: str, metric: str, key: str, target: str, better: str, limit: float | None, unit: str) -> None:
-        if workload not in raw:
+        if workload not in raw or not raw[workload].get(impl):
             return
-        a = summarize([r[key] for r in raw[workload]["almanet"]])
+        a = summarize([r[key] for r in raw[workload][impl]])
         f = summarize([r[key] for r in raw[workload]["floor"]]) if raw[workload]["floor"] else None
         ratio = a["median"] / f["median"] if f and f["median"] else None
         met = None
@@ -364,14 +369,16 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
     for workload in ("c_stream", "f_gather"):
         add(workload, "messages missing", "missing", "0", "lower", None, "")
     add("d_mpub", "MPUB 1,000,000", "msgs_per_s", "≥ 100,000 msgs/s", "higher", None, "msgs/s")
-    if "d_mpub" in raw and rows:
+    if rows and rows[-1]["workload"] == "d_mpub":
         rows[-1]["met"] = rows[-1]["almanet"]["median"] >= 100_000
     if "b_concurrent" in raw:
         for who, key_w, key_a in (
             ("caller", "rss_after_warmup_kib", "rss_after_kib"),
             ("service", "service_rss_after_warmup_kib", "service_rss_after_kib"),
         ):
-            growth = [r[key_a] / r[key_w] - 1 for r in raw["b_concurrent"]["almanet"]]
+            growth = [r[key_a] / r[key_w] - 1 for r in raw["b_concurrent"].get(impl, [])]
+            if not growth:
+                continue
             summary = summarize([g * 100 for g in growth])
             rows.append(
                 {
@@ -385,8 +392,8 @@ def figures(raw: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": summary["median"] <= 10,
                 }
             )
-    if "e_startup" in raw:
-        s = raw["e_startup"]["almanet"][0]
+    if raw.get("e_startup", {}).get(impl):
+        s = raw["e_startup"][impl][0]
         base = s["typer_minimal_help"]
         for name, limit in (("almanet_help", 1.2), ("almanet_call", 1.6)):
             ratio = s[name]["median_ms"] / base["median_ms"]
@@ -466,6 +473,12 @@ def write_results(rows: list[dict[str, Any]], meta: dict[str, Any], name: str = 
     RESULTS_MD.write_text(f"{head}{start}\n{table(rows, meta)}\n{end}{tail}")
 
 
+def full_version(python: str) -> str:
+    return subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repetitions", type=int, default=3)
@@ -494,6 +507,14 @@ def main() -> None:
         help="almanet again with OpenTelemetry tracing on in caller and service (SDK provider,"
         " spans dropped by the exporter), side by side: the variant 'tracing'",
     )
+    parser.add_argument(
+        "--also-python",
+        action="append",
+        default=[],
+        metavar="PYTHON",
+        help="run the almanet side again on this interpreter (a venv's python with almanet installed),"
+        " interleaved in the same run, and write its own table (make bench: the newest Python found)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not update RESULTS.md")
     parser.add_argument("--table", default="", help="the RESULTS.md block to rewrite (make bench PYTHON=... sets it)")
     args = parser.parse_args()
@@ -505,6 +526,15 @@ def main() -> None:
         name, _, settings = spec.partition(":")
         env = dict(item.split("=", 1) for item in settings.split(",") if item)
         VARIANTS[name] = (env.pop("PYTHON", PYTHON), env)
+    for python in args.also_python:
+        version = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        VARIANTS[f"py{version}"] = (python, {})
+        TABLES.append(f"py{version}")
     build_floor()
     meta = {
         "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -512,10 +542,14 @@ def main() -> None:
         "repetitions": args.repetitions,
         "args": vars(args),
     }
+    versions = {name: full_version(VARIANTS[name][0]) for name in TABLES}
     raw = run_workloads(args)
     rows = figures(raw)
     print(table(rows, meta))
-    if VARIANTS:
+    others = {name: figures(raw, name) for name in TABLES}
+    for name, other in others.items():
+        print(f"\n{name}:\n" + table(other, {**meta, "machine": {**meta["machine"], "python": versions[name]}}))
+    if set(VARIANTS) - set(TABLES):
         print(variants_table(raw))
     if not args.no_write:
         out = ROOT / "bench" / "results"
@@ -523,6 +557,8 @@ def main() -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         (out / f"run-{stamp}.json").write_text(json.dumps({"meta": meta, "raw": raw, "rows": rows}, indent=1))
         write_results(rows, meta, args.table)
+        for name, other in others.items():
+            write_results(other, {**meta, "machine": {**meta["machine"], "python": versions[name]}}, name)
 
 
 if __name__ == "__main__":

@@ -19,17 +19,8 @@ SUBSET=(
 )
 say() { printf 'test-pythons: %s\n' "$*"; }
 
-# An interpreter that runs (a pyenv shim for a version not selected is on PATH but fails).
-find_python() {
-    local v="$1" p
-    for p in "$(command -v "python$v" 2>/dev/null || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v"; do
-        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'pass' >/dev/null 2>&1; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/_find_python.sh
+. "$ROOT/scripts/_find_python.sh"
 
 main="$("$ROOT/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
 ran=0

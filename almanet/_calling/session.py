@@ -10,7 +10,6 @@ ephemeral topic of its own), so nothing it made outlives it inside nsqd.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
@@ -21,7 +20,7 @@ from .._nsq.names import check_name
 from .._nsq.options import ConnectionOptions
 from .._nsq.producer import DEFAULT_MAX_MESSAGE_SIZE
 from .._wire import protocol as _wire
-from .._wire.checks import check_count, check_delay, check_timeout
+from .._wire.checks import MAX_TIMEOUT, check_count, check_delay, check_timeout
 from .._wire.errors import invalid_argument, rpc_error, session_state_error
 from .caller import Caller, remote_error
 from .contract import AbstractProcedure, In, Out, target_of, typed_result
@@ -236,7 +235,7 @@ class Almanet:
         if timeout is not None:
             # the common int or float inline (what check_timeout accepts, bools and NaN aside)
             kind = type(timeout)
-            if (kind is int or kind is float) and 0 < timeout < math.inf:
+            if (kind is int or kind is float) and 0 < timeout <= MAX_TIMEOUT:
                 timeout = float(timeout)
             else:
                 timeout = check_timeout(timeout)

@@ -12,7 +12,6 @@ that the TLS files named in it exist.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from almanet._nsq.address import Address, split_address
 from almanet._settings.toml import CONFIG_FILE_NAME, Raw, did_you_mean, find_config_file, read_file
+from almanet._wire.checks import MAX_TIMEOUT
 from almanet._wire.errors import config_error
 
 __all__ = [
@@ -189,8 +189,10 @@ def _addresses(value: Any, raw: Raw, key: str) -> tuple[str, ...]:
 def _seconds(value: Any, raw: Raw, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise config_error(f"{raw.where}: {key} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise config_error(f"{raw.where}: {key} must be a positive, finite number of seconds, got {value!r}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise config_error(
+            f"{raw.where}: {key} must be a positive number of seconds, at most {MAX_TIMEOUT:g} (one day), got {value!r}"
+        )
     return float(value)
 
 

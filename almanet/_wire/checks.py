@@ -13,10 +13,13 @@ from collections.abc import Collection, Iterable
 
 from .errors import invalid_argument
 
-__all__ = ["MAX_DELAY", "check_count", "check_delay", "check_keywords", "check_timeout"]
+__all__ = ["MAX_DELAY", "MAX_TIMEOUT", "check_count", "check_delay", "check_keywords", "check_timeout"]
 
 # nsqd's default --max-req-timeout: the longest DPUB delay and REQ delay it accepts.
 MAX_DELAY = 3600.0
+# The longest timeout: a call, multicall or drain waiting over a day is a typo (1e20, ms for s);
+# refused here, it would otherwise overflow asyncio's timer or the deadline sent in milliseconds.
+MAX_TIMEOUT = 86_400.0
 
 
 def _is_number(value: object) -> bool:
@@ -24,11 +27,16 @@ def _is_number(value: object) -> bool:
 
 
 def check_timeout(value: object, name: str = "timeout", *, zero: bool = False) -> float:
-    """A positive (or, with ``zero``, non-negative) finite number of seconds, as a float."""
-    if _is_number(value) and (0 < value < math.inf or (zero and value == 0)):  # type: ignore[operator]
+    """A positive (or, with ``zero``, non-negative) number of seconds up to ``MAX_TIMEOUT``, as a float."""
+    if _is_number(value) and (0 < value <= MAX_TIMEOUT or (zero and value == 0)):  # type: ignore[operator]
         return float(value)  # type: ignore[arg-type]
+    raise invalid_argument(timeout_message(name, value, zero=zero))
+
+
+def timeout_message(name: str, value: object, *, zero: bool = False) -> str:
+    """What is wrong with a timeout, the bound included (the CLI says the same for ``--timeout``)."""
     kind = "non-negative" if zero else "positive"
-    raise invalid_argument(f"{name} must be a {kind}, finite number of seconds, not {value!r}")
+    return f"{name} must be a {kind} number of seconds, at most {MAX_TIMEOUT:g} (one day), not {value!r}"
 
 
 def check_delay(value: object, name: str = "delay") -> float:

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from . import call, completion, config, consume, describe, multicall, produce, purge, serve, services, testing, ui
+from . import completion  # the root's --install-completion / --show-completion options
+from ._lazy import LazyGroup
 
 EPILOG = (
     "Exit codes: 0 success, 1 remote error, 2 bad input/usage/config, 3 timeout (reason unknown),"
@@ -30,6 +31,7 @@ app = typer.Typer(
     add_completion=False,  # ours name the shell: typer's install the detected shell's script whatever is asked
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=LazyGroup,  # each command's module is imported when it runs, not for `almanet --help`
 )
 
 
@@ -77,10 +79,6 @@ def _root(
     if ctx.invoked_subcommand is None:  # bare `almanet`: the help, and success
         typer.echo(ctx.get_help())
         raise typer.Exit()
-
-
-for _module in (serve, call, multicall, produce, consume, services, purge, describe, config, ui, completion, testing):
-    _module.register(app)
 
 
 def main() -> None:

@@ -129,8 +129,11 @@ def check_uri(uri: str) -> str:
 
 
 def positive(value: float | None, option: str) -> float | None:
-    if value is not None and not value > 0:
-        fail(f"{option} must be a positive number of seconds", Exit.BAD_INPUT)
+    """A timeout option: positive and at most a day (``_wire.checks.MAX_TIMEOUT``), else exit 2."""
+    from almanet._wire.checks import MAX_TIMEOUT, timeout_message
+
+    if value is not None and not 0 < value <= MAX_TIMEOUT:
+        fail(timeout_message(option, value), Exit.BAD_INPUT)
     return value
 
 

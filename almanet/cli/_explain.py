@@ -14,7 +14,30 @@ from typing import Any
 __all__ = ["Timeline", "explain", "print_explain", "print_trace", "run_traced", "show_explain", "timeline"]
 
 
-def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, Any]:
+def subscribers(topic: str, settings: Any) -> tuple[str, bool]:
+    """Who reads ``topic`` now, from nsqd's ``/stats`` (HTTP only, nothing published), and whether
+    the invocation would carry the deadline: only when every subscriber announced it, as a call
+    decides. ``unknown`` (no ``/stats`` answered within a second) and ``none`` get the plain body."""
+    import asyncio
+
+    from almanet._broker.stats import Snapshot, StatsReader
+
+    async def read() -> Snapshot:
+        reader = StatsReader(lambda: settings.nsqd, settings.nsqd_http, settings.lookupd_http)
+        async with asyncio.timeout(1.0):
+            return await reader.snapshot(topic)
+
+    try:
+        snapshot = asyncio.run(read())
+    except TimeoutError:
+        return "unknown", False
+    facts = snapshot.topics.get(topic)
+    if facts is not None and facts.served:
+        return ("deadline-aware" if facts.capable else "0.7.0-compatible only"), facts.capable
+    return ("none" if snapshot.complete else "unknown"), False
+
+
+def explain(uri: str, payload: Any, settings: Any, *, multi: bool, timeout: float) -> dict[str, Any]:
     """The exact invocation a call would publish, with a fresh session and call id; nothing is sent."""
     from almanet._wire import protocol as _wire
 
@@ -24,8 +47,10 @@ def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, 
     call_id = _wire.IdSequence().next()
     reply_topic = _wire.reply_topic(session_id)
     topic = _wire.rpc_topic(uri)
+    readers, deadline = subscribers(topic, settings)
+    timeout_ms = int(timeout * 1000) if deadline else None
     try:
-        body = _wire.encode_invocation(call_id, session_id, payload, reply_topic).decode()
+        body = _wire.encode_invocation(call_id, session_id, payload, reply_topic, timeout_ms).decode()
     except _wire.WireError as exc:
         fail(str(exc), Exit.BAD_INPUT)
     tcp = settings.nsqd[0] if settings.nsqd else "NSQD_HOST:4150"
@@ -39,6 +64,8 @@ def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, 
         "topic": topic,
         "channel": _wire.channel_name(_wire.DEFAULT_CHANNEL),
         "body": body,
+        "subscribers": readers,
+        "timeout_ms": timeout_ms,
         "reply_topic": reply_topic,
         "reply_channel": _wire.REPLY_CHANNEL,
         "call_id": call_id,
@@ -54,12 +81,12 @@ def explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> dict[str, 
     }
 
 
-def show_explain(uri: str, payload: Any, settings: Any, *, multi: bool) -> None:
+def show_explain(uri: str, payload: Any, settings: Any, *, multi: bool, timeout: float) -> None:
     """``--explain``: the plan as JSON (piped, ``-o json``) or as lines to read."""
     from ._common import print_json
     from ._output import wants_json
 
-    plan = explain(uri, payload, settings, multi=multi)
+    plan = explain(uri, payload, settings, multi=multi, timeout=timeout)
     if wants_json():
         print_json(plan)
     else:
@@ -75,12 +102,15 @@ def print_explain(plan: dict[str, Any]) -> None:
         ("topic", "topic"),
         ("channel", "channel"),
         ("body", "body"),
+        ("subscribers", "subscribers"),
         ("reply_topic", "reply topic"),
         ("reply_channel", "reply channel"),
     ):
         console.print(Text.assemble((f"{label:<14}", "bold"), plan[key]))
     console.print(
-        "Nothing was sent. Services read the topic on channel RPC#ephemeral (or their own channel); every channel"
+        "Nothing was sent (nsqd's /stats was read for who subscribes: the body carries the deadline"
+        " only when every subscriber announced it, as a call's does). Services read the topic on channel"
+        " RPC#ephemeral (or their own channel); every channel"
         " gets a copy. The same call by hand, nsq_tail first (it prints the reply):",
         markup=False,
     )

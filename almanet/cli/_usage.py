@@ -15,8 +15,8 @@ try:  # later typer vendors click (typed), older versions use click itself
     from typer._click.exceptions import UsageError
     from typer._click.types import StringParamType
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import UsageError  # type: ignore[no-redef,import-not-found,unused-ignore]
-    from click.types import StringParamType  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from click.exceptions import UsageError  # type: ignore[no-redef,import-not-found,assignment,unused-ignore]
+    from click.types import StringParamType  # type: ignore[no-redef,import-not-found,assignment,unused-ignore]
 
 __all__ = ["HINTS", "TEXT", "HintedCommand", "hinted", "text_argument"]
 
@@ -73,7 +73,8 @@ class HintedCommand(TyperCommand):
             name = getattr(param, "name", None) or ""
             hint = HINTS.get((self.name or "", name)) or HINTS.get(("*", name))
             if hint and hint not in exc.message:
-                exc.message = f"{exc.message.rstrip()} {hint}" if exc.message else hint
+                error: Any = exc  # typer's vendored click or click itself: both have a settable message
+                error.message = f"{exc.message.rstrip()} {hint}" if exc.message else hint
             from ._output import error_json, wants_json_args
 
             if wants_json_args(raw):

@@ -9,6 +9,7 @@ import typer
 from ._common import (
     ConfigOption,
     Exit,
+    JsonOption,
     NsqdOption,
     TimeoutOption,
     check_uri,
@@ -70,22 +71,23 @@ def call(
     payload: PayloadArgument = None,
     timeout: TimeoutOption = None,
     output: OutputOption = Output.auto,
+    as_json: JsonOption = False,
     verbose: VerboseOption = False,
     explain: ExplainOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
-    set_output(output)
+    set_output(output, legacy_json=as_json)
     check_uri(uri)
     positive(timeout, "--timeout")
     value = read_payload(payload)
     settings = load(config, nsqd)
     from ._explain import run_traced, show_explain, timeline
 
-    if explain:
-        show_explain(uri, value, settings, multi=False)
-        return
     seconds = timeout or settings.call_timeout
+    if explain:
+        show_explain(uri, value, settings, multi=False, timeout=seconds)
+        return
     from almanet._wire.errors import rpc_error
 
     marks = timeline(verbose)

@@ -8,6 +8,7 @@ import typer
 
 from ._common import (
     ConfigOption,
+    JsonOption,
     NsqdOption,
     check_uri,
     exit_on_errors,
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
         help=(
             "Call a procedure on every channel serving it and print the list of replies, collected until"
             ' --timeout; a remote error is an item {"error": name, "args": [...]}. PAYLOAD as for call.'
-            " Exit codes: 0 at least one reply, 2 bad input, 3 no reply, 4 broker unavailable."
+            " Exit codes: 0 at least one reply, 2 bad input, 3 no reply, 4 broker unavailable, 5 nothing serves URI."
         ),
         **hinted(),
     )(multicall)
@@ -52,9 +53,31 @@ async def _multicall(settings: Any, uri: str, payload: Any, timeout: float, time
     async with session:
         trace = timeline.joined_now() if timeline is not None else None
         replies = await session.multicall(uri, payload, timeout=timeout, trace=trace)
-    if not replies:
-        raise TimeoutError
+        if not replies:
+            await _refuse_unserved(session, settings, uri)
+            raise TimeoutError
     return [reply_item(r) for r in replies]
+
+
+async def _refuse_unserved(session: Any, settings: Any, uri: str) -> None:
+    """No reply: when no nsqd has a subscriber for ``uri``, say so with call's exit 5 (not served).
+
+    The library's multicall returns ``[]`` for an unserved URI (nothing could answer); the CLI
+    tells that apart from "served, but no reply in time" (exit 3) with one more ``/stats`` read.
+    """
+    if not settings.fail_fast:
+        return
+    from almanet._broker.stats import StatsReader
+    from almanet._calling.liveness import not_served_error
+    from almanet._wire.protocol import rpc_topic
+
+    broker = session.broker
+    reader = StatsReader(lambda: broker.addresses, settings.nsqd_http, broker.lookupd)
+    topic = rpc_topic(uri)
+    snapshot = await reader.snapshot(topic)
+    facts = snapshot.topics.get(topic)
+    if snapshot.complete and (facts is None or not facts.served):
+        raise not_served_error(uri, await reader.snapshot(clients=False))
 
 
 def multicall(
@@ -70,12 +93,13 @@ def multicall(
         ),
     ] = DEFAULT_MULTICALL_TIMEOUT,
     output: OutputOption = Output.auto,
+    as_json: JsonOption = False,
     verbose: VerboseOption = False,
     explain: ExplainOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
-    set_output(output)
+    set_output(output, legacy_json=as_json)
     check_uri(uri)
     positive(timeout, "--timeout")
     value = read_payload(payload)
@@ -83,7 +107,7 @@ def multicall(
     from ._explain import run_traced, show_explain, timeline
 
     if explain:
-        show_explain(uri, value, settings, multi=True)
+        show_explain(uri, value, settings, multi=True, timeout=timeout)
         return
     marks = timeline(verbose)
     with exit_on_errors(timeout_message=f"no service answered {uri} within {timeout:g}s (is one serving it?)", uri=uri):

@@ -12,7 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, NsqdOption, exit_on_errors, fail, load, open_session, parse_json_argument, run
+from ._common import (
+    ConfigOption,
+    Exit,
+    JsonOption,
+    NsqdOption,
+    exit_on_errors,
+    fail,
+    load,
+    open_session,
+    parse_json_argument,
+    run,
+)
 from ._complete import TopicArgument
 from ._output import Output, OutputOption, set_output
 from ._usage import hinted, text_argument
@@ -29,7 +40,8 @@ def register(app: typer.Typer) -> None:
             " stdin (MESSAGE '-' or omitted) or --file. Every line is checked before anything is sent; blank"
             " lines are skipped. From a pipe, lines are published as they arrive (`consume a | produce b -`"
             " is a live bridge) and a bad line stops the stream after the lines before it."
-            " --raw sends each line as it is (no JSON check), split on --delimiter;"
+            " --raw sends each line as it is (no JSON check), split on --delimiter, and"
+            " MESSAGE @FILE as the file's bytes (one message);"
             " --rate N sends N messages per second. Exit codes: 0 sent, 2 bad input (nothing sent),"
             " 4 broker unavailable."
         ),
@@ -162,6 +174,17 @@ def _stream_stdin(settings: Any, topic: str, split: bytes | None, raw: bool, out
     stderr_console().print(f"produced {sent} message{plural} to {topic}")
 
 
+def _read_file(path: Path) -> bytes:
+    """``--raw @FILE``: the file's bytes, unchanged, as one message."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read message file {path}: {exc.strerror or exc}", Exit.BAD_INPUT)
+    if not data:
+        fail(f"message file {path} is empty; nsqd refuses an empty message", Exit.BAD_INPUT)
+    return data
+
+
 def parse_delimiter(text: str) -> bytes:
     """One byte, given as itself or as an escape (\\n, \\t, \\r, \\0), as to_nsq's --delimiter."""
     escapes = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\0": "\0"}
@@ -185,7 +208,8 @@ def produce(
         typer.Option("--delay", metavar="SECONDS", help="Deliver the messages after SECONDS (deferred publish)."),
     ] = None,
     raw: Annotated[
-        bool, typer.Option("--raw", help="Send each line as bytes, as it is: no JSON check (like to_nsq).")
+        bool,
+        typer.Option("--raw", help="Send each line (or @FILE whole) as bytes, as it is: no JSON check (like to_nsq)."),
     ] = False,
     delimiter: Annotated[
         str | None,
@@ -202,6 +226,7 @@ def produce(
         typer.Option("--rate", metavar="N", help="Send N messages per second (default: as fast as nsqd takes them)."),
     ] = None,
     output: OutputOption = Output.auto,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
@@ -209,7 +234,7 @@ def produce(
 
     from almanet._nsq.names import check_name
 
-    set_output(output)
+    output = set_output(output, legacy_json=as_json)
     try:
         check_name(topic, "topic")
     except ValueError as exc:
@@ -237,6 +262,8 @@ def produce(
         bodies = read_lines(sys.stdin.buffer.read(), "stdin", split, raw)
     elif message is None:
         fail("give a MESSAGE, '-' to read one message per line from stdin, or --file", Exit.BAD_INPUT)
+    elif raw and message.startswith("@"):
+        bodies = [_read_file(Path(message[1:]))]  # the file's bytes as one message, as without --raw
     elif raw:
         bodies = [message.encode()]
     else:

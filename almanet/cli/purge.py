@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import ConfigOption, Exit, NsqdOption, check_uri, exit_on_errors, fail, load, print_json, run
+from ._common import ConfigOption, Exit, JsonOption, NsqdOption, check_uri, exit_on_errors, fail, load, print_json, run
 from ._output import Output, OutputOption, set_output, wants_json
 from ._usage import hinted, text_argument
 
@@ -116,6 +116,18 @@ def _describe(step: tuple[str, str, str, str | None, int]) -> str:
     return f"{action} {what} on {address} ({count} {noun} waiting)"
 
 
+def _warn(console: Any, label: str, text: str) -> None:
+    """A warning or failed step on stderr: one JSON object each with ``-o json``, as every error."""
+    from rich.markup import escape
+
+    from ._output import error_json, json_errors
+
+    if json_errors():
+        error_json(label, text, int(Exit.BROKER))
+    else:
+        console.print(f"[bold red]{label}:[/bold red] {escape(text)}", soft_wrap=True)
+
+
 def purge(
     uri: Annotated[str | None, text_argument("[URI]", "The procedure whose waiting invocations to drop.")] = None,
     stale: Annotated[
@@ -123,14 +135,14 @@ def purge(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
     output: OutputOption = Output.auto,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:
-    from rich.markup import escape
 
     from ._common import stderr_console
 
-    set_output(output)
+    set_output(output, legacy_json=as_json)
     if (uri is None) == (not stale):
         fail("give a URI, or --stale for every RPC topic with a backlog and no subscriber (not both)", Exit.BAD_INPUT)
     if uri is not None:
@@ -140,7 +152,7 @@ def purge(
     with exit_on_errors():
         steps, errors = run(_plan(settings, uri))
     for error in errors:
-        console.print(f"[bold red]warning:[/bold red] {escape(error)}", soft_wrap=True)
+        _warn(console, "warning", error)
     as_json = wants_json()
     if not steps:
         if as_json:
@@ -175,6 +187,6 @@ def purge(
     else:
         print(f"purged: {len(steps) - len(failed)} of {len(steps)} steps done, {dropped} invocations dropped")
     for error in failed:
-        console.print(f"[bold red]error:[/bold red] {escape(error)}", soft_wrap=True)
+        _warn(console, "error", error)
     if failed or errors:
         raise typer.Exit(int(Exit.BROKER))

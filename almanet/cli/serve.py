@@ -138,6 +138,7 @@ def serve(
     nsqd: NsqdOption = None,
 ) -> None:
     set_output(output)
+    _check_unique(targets)
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         fail(f"--log-level {log_level!r} is not one of debug, info, warning, error", Exit.BAD_INPUT)
@@ -194,6 +195,14 @@ def serve(
         code = serve_until_signal(services, addresses, started, ops=ops, **options)
     if code:
         raise typer.Exit(code)
+
+
+def _check_unique(targets: list[str]) -> None:
+    """The same target twice would serve its procedures twice over: a usage error, before any import."""
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        once = " ".join(dict.fromkeys(targets))
+        fail(f"{', '.join(twice)} given more than once; name each service once: almanet serve {once}", Exit.BAD_INPUT)
 
 
 def _http_address(given: str | None, configured: str | None) -> str | None:

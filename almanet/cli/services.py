@@ -209,6 +209,32 @@ def uptime(seconds: float | None) -> str:
     return f"{secs}s"
 
 
+def _style(entry: dict[str, Any]) -> str | None:
+    if any(n["subscribers"] == 0 for n in entry["nsqd"]):
+        return "red"
+    return "yellow" if entry["depth"] else None
+
+
+def _print_narrow(console: Any, title: Any, entries: list[dict[str, Any]]) -> None:
+    """A terminal too narrow for the table: each URI whole on its own line (a user copies it), its
+    figures on the next, rather than a URI cut or folded inside a cell."""
+    from rich.text import Text
+
+    console.print(Text(str(title), style="italic"))
+    for entry in entries:
+        style = _style(entry) or ""
+        console.print(Text(entry["uri"], style=f"bold {style}".strip()), soft_wrap=True)
+        figures = [f"channel {entry['channel']}", f"instances {len(entry['instances'])}"]
+        for key, label in (
+            ("subscribers", "subscribers"),
+            ("depth", "depth"),
+            ("in_flight", "in-flight"),
+            ("stale", "stale"),
+        ):
+            figures.append(f"{label} {'unknown' if entry[key] is None else entry[key]}")
+        console.print(Text("  " + " · ".join(figures), style=style), soft_wrap=True)
+
+
 def render(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -234,11 +260,7 @@ def render(report: dict[str, Any]) -> None:
     for column in ("procedure", "channel", "instances", "subscribers", "depth", "in-flight", "stale"):
         procedures.add_column(column, justify="right" if column not in ("procedure", "channel") else "left")
     for entry in report["procedures"]:
-        style = None
-        if any(n["subscribers"] == 0 for n in entry["nsqd"]):
-            style = "red"
-        elif entry["depth"]:
-            style = "yellow"
+        style = _style(entry)
         procedures.add_row(
             entry["uri"],
             entry["channel"],
@@ -246,7 +268,10 @@ def render(report: dict[str, Any]) -> None:
             *("unknown" if entry[k] is None else str(entry[k]) for k in ("subscribers", "depth", "in_flight", "stale")),
             style=style,
         )
-    console.print(procedures)
+    if console.measure(procedures, options=console.options.update_width(100_000)).maximum <= console.width:
+        console.print(procedures)
+    else:
+        _print_narrow(console, procedures.title, report["procedures"])
     for entry in report["procedures"]:
         if entry["problems"]:
             color = "red" if any("no subscriber" in p for p in entry["problems"]) else "yellow"

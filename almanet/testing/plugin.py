@@ -38,6 +38,24 @@ _Scope = Literal["function", "class", "module", "package", "session"]
 _LOOP_SCOPES: tuple[_Scope, ...] = ("function", "class", "module", "package", "session")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-asyncio warns on every run whose configuration leaves
+    ``asyncio_default_fixture_loop_scope`` unset. Our async fixtures name their loop scope, so
+    they need no default; a user's project that sets none gets ``function``, the default
+    pytest-asyncio announces, and no warning. A value the user set is left alone."""
+    if pytest_asyncio is None:
+        return
+    option = "asyncio_default_fixture_loop_scope"
+    try:
+        unset = not config.getini(option)
+    except ValueError:  # a pytest-asyncio without the option: nothing to set
+        return
+    cache = getattr(config, "_inicache", None)  # where getini keeps values; pytest has no public setter
+    if unset and isinstance(cache, dict):
+        cache[option] = "function"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _almanet_leftover_daemons() -> Iterator[None]:
     """Safety net: an nsqd/nsqlookupd still alive when the session ends is killed and reported."""
@@ -56,8 +74,16 @@ def _almanet_leftover_daemons() -> Iterator[None]:
 def _one(start: str) -> Iterator[Any]:
     """A daemon for the fixture's scope, closed (stopped by PID, temp dir removed) at its end."""
     from . import _processes
+    from ._tools import NsqToolNotFound
 
-    proc = getattr(_processes, start)()
+    proc: Any = None
+    missing = ""
+    try:
+        proc = getattr(_processes, start)()
+    except NsqToolNotFound as exc:
+        missing = str(exc)
+    if missing:  # no traceback, no chained exception: the one line says where it looked and the fix
+        pytest.fail(missing, pytrace=False)
     try:
         yield proc
     finally:

@@ -137,6 +137,11 @@ def test_explain_sends_nothing_and_its_commands_replay_the_call(served) -> None:
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["sent"] is False and plan["reply_topic"] not in nsqd.topics()  # nothing subscribed or sent
+    # our service announces the deadline: the body carries it, as the real call's would (60 s default)
+    assert plan["subscribers"] == "deadline-aware" and plan["timeout_ms"] == 60_000
+    assert _wire.decode_invocation(plan["body"].encode()).timeout_ms == 60_000
+    short = almanet("call", "clitest.place", "1", "--explain", "-t", "2.5", env=env, cwd=cwd)
+    assert json.loads(json.loads(short.stdout)["body"])["timeout_ms"] == 2500
     reply = _replay(plan, "to_nsq", env, nsqd, cwd)
     assert reply == {"call_id": plan["call_id"], "is_error": False, "payload": {"placed": 5}}
     if shutil.which("curl") is None:

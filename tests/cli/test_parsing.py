@@ -197,7 +197,7 @@ def test_completion_is_wired_to_call_and_describe() -> None:
 
     group = typer.main.get_command(app)
     for name in ("call", "multicall", "describe"):
-        (uri,) = [p for p in group.commands[name].params if p.name == "uri"]
+        (uri,) = [p for p in group.get_command(None, name).params if p.name == "uri"]  # type: ignore[attr-defined]
         assert getattr(uri, "_custom_shell_complete", None) is not None, name
 
 

@@ -79,7 +79,7 @@ def test_multicall_prints_every_reply_errors_included(served) -> None:
     replies = json.loads(result.stdout)
     assert sorted(replies, key=str) == sorted(["RPC", {"error": "refused", "args": ["blue refuses"]}], key=str)
     nobody = almanet("multicall", "clitest.nobody", "--timeout", "0.3", env=env, cwd=cwd)
-    assert nobody.returncode == 3 and nobody.stdout == b""
+    assert nobody.returncode == 5 and nobody.stdout == b""  # nothing serves it: as call says
 
 
 def test_describe_prints_description_and_schemas(served) -> None:

@@ -167,12 +167,14 @@ def test_explain_needs_no_broker_and_uses_the_wire_functions(runner: CliRunner) 
     assert invocation.reply_topic == plan["reply_topic"] == _wire.reply_topic(invocation.caller_id)
     assert plan["topic"] == _wire.rpc_topic("net.example.greeting") and plan["channel"] == "RPC#ephemeral"
     assert plan["reply_channel"] == _wire.REPLY_CHANNEL and plan["sent"] is False
+    assert plan["subscribers"] == "unknown" and plan["timeout_ms"] is None
     assert plan["commands"]["curl"].endswith(f"'http://127.0.0.1:2/pub?topic={plan['topic']}'")
     from_stdin = runner.invoke(app, ["multicall", "a.b", "--explain", "-o", "json"], input='{"n": 1}')
     assert _wire.decode_invocation(json.loads(from_stdin.stdout)["body"].encode()).payload == {"n": 1}
     assert "-n 1" not in json.loads(from_stdin.stdout)["commands"]["nsq_tail"]  # multicall waits for all
     text = runner.invoke(app, ["call", "a.b", "--explain", "-o", "table"]).stdout
-    assert "reply topic" in text and "Nothing was sent." in text and "to_nsq --nsqd-tcp-address=127.0.0.1:1" in text
+    assert "reply topic" in text and "Nothing was sent" in text and "to_nsq --nsqd-tcp-address=127.0.0.1:1" in text
+    assert "subscribers   unknown" in text  # no /stats answered: the plain body, as a call would send
 
 
 # ------------------------------------------------------------------ produce / consume options
@@ -267,8 +269,57 @@ def test_topic_completion_is_wired_and_quiet_when_nsqd_is_down(runner: CliRunner
 
     group = typer.main.get_command(app)
     for name, param in (("produce", "topic"), ("consume", "topics")):
-        (arg,) = [p for p in group.commands[name].params if p.name == param]
+        (arg,) = [p for p in group.get_command(None, name).params if p.name == param]  # type: ignore[attr-defined]
         assert getattr(arg, "_custom_shell_complete", None) is not None, name
     started = time.monotonic()
     assert complete_topic("or") == []
     assert time.monotonic() - started < 1.5
+
+
+# ------------------------------------------------------------------ lazy commands
+
+
+def test_the_help_lists_each_command_with_its_own_short_help() -> None:
+    """``almanet --help`` shows COMMANDS' lines without importing the modules: each must be the
+    command's own short help (or, for a group, its help), and every command must be listed."""
+    import typer.main
+
+    from almanet.cli._lazy import COMMANDS, load
+
+    for name, (_, line) in COMMANDS.items():
+        command = load(name)
+        assert (command.short_help or command.help) == line, name
+    group = typer.main.get_command(app)
+    assert list(group.list_commands(None)) == list(COMMANDS)  # type: ignore[attr-defined]
+
+
+def test_almanet_help_imports_no_command_module(tmp_path: Path) -> None:
+    """Start-up: the root help (and --version) build no command; running one imports only it."""
+    probe = (
+        "import sys, almanet.cli\n"
+        "sys.argv = ['almanet', *sys.argv[1:]]\n"
+        "try:\n    almanet.cli.main()\n"
+        "except SystemExit:\n    pass\n"
+        "names = ('call', 'multicall', 'produce', 'consume', 'services', 'purge', 'describe', 'config', 'serve')\n"
+        "print(sorted(n for n in names if 'almanet.cli.' + n in sys.modules), file=sys.stderr)\n"
+    )
+
+    def loaded(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={
+                "HOME": str(tmp_path),
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(REPO_ROOT),
+                "ALMANET_NSQD": DEAD_NSQD,
+            },
+        )
+        return done.stderr.strip().splitlines()[-1]
+
+    assert loaded("--help") == "[]"
+    assert loaded("--version") == "[]"
+    assert loaded("config", "-o", "json") == "['config']"

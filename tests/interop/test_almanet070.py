@@ -344,6 +344,41 @@ def test_fail_fast_calls_a_070_service_and_services_counts_its_subscriber(
     asyncio.run(scenario())
 
 
+def test_explain_prints_the_070_body_for_a_070_only_subscriber_and_070_answers_it(
+    python070: str, tmp_path: Path, nsqd: NsqdProcess
+) -> None:
+    """``--explain`` reads who subscribes: 0.7.0 announces no deadline, so the four keys, which the
+    real 0.7.0 service answers when the body is published as printed (its ``curl`` line)."""
+    import urllib.parse
+    import urllib.request
+
+    from tests.cli.conftest import almanet as cli
+    from tests.cli.conftest import nsq_env
+
+    prepath = f"interop070.{new_name('ex')}"
+
+    async def scenario() -> None:
+        async with service070(python070, tmp_path, nsqd, prepath):
+            env = nsq_env(tmp_path, nsqd)
+            done = await asyncio.to_thread(
+                cli, "call", f"{prepath}.greeting", '"Aidar"', "--explain", "-o", "json", env=env, cwd=tmp_path
+            )
+            assert done.returncode == 0, done.stderr
+            plan = json.loads(done.stdout)
+            assert plan["subscribers"] == "0.7.0-compatible only" and plan["timeout_ms"] is None
+            body = json.loads(plan["body"])
+            assert list(body) == ["id", "caller_id", "payload", "reply_topic"]  # exactly 0.7.0's shape
+            async with tail(nsqd, plan["reply_topic"], count=1) as replies:
+                url = f"http://{nsqd.http_address}/pub?" + urllib.parse.urlencode({"topic": plan["topic"]})
+                request = urllib.request.Request(url, data=plan["body"].encode(), method="POST")
+                with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as answer:
+                    assert answer.read() == b"OK"
+                reply = await replies.next_json()
+            assert reply == {"call_id": plan["call_id"], "is_error": False, "payload": "Hello, Aidar!"}
+
+    asyncio.run(scenario())
+
+
 def test_a_uri_served_by_070_and_ours_side_by_side_gets_plain_invocations(
     python070: str, tmp_path: Path, nsqd: NsqdProcess
 ) -> None:

@@ -127,8 +127,27 @@ def test_the_readme_test_passes_on_the_real_service(tmp_path: Path, plugin: str)
     env = user_env(tmp_path / "tmp", ALMANET_NSQD_BIN=str(recording_nsqd(tmp_path / "bin", pids)))
     code, output = run_pytest(project, plugin, env)
     assert code == 0, output
-    assert re.search(r"\b3 passed\b", output), output
+    assert re.search(r"\b3 passed in\b", output), output  # "3 passed, 1 warning in" before
+    assert "Warning" not in output, output  # pytest-asyncio's PytestDeprecationWarning among others
     assert_nothing_left(pids, tmp_path / "tmp")
+
+
+@pytest.mark.parametrize(
+    ("ini", "expected"), [("", "function"), ("asyncio_default_fixture_loop_scope = module", "module")]
+)
+def test_the_plugin_sets_the_fixture_loop_scope_only_when_the_user_did_not(
+    tmp_path: Path, ini: str, expected: str
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    if ini:
+        (project / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
+    (project / "test_scope.py").write_text(
+        "def test_scope(pytestconfig):\n"
+        f"    assert pytestconfig.getini('asyncio_default_fixture_loop_scope') == {expected!r}\n"
+    )
+    code, output = run_pytest(project, "asyncio", user_env(tmp_path / "tmp"))
+    assert code == 0 and "1 passed in" in output and "Warning" not in output, output
 
 
 @pytest.mark.integration
@@ -166,6 +185,14 @@ def test_without_nsqd_the_error_says_how_to_get_one(tmp_path: Path) -> None:
     assert "nsqd not found" in output
     assert "run `almanet testing install-nsqd`" in output
     assert "release binaries" in output
+    # one line each, no traceback: the header of each error, then the sentence and nothing else
+    errors = output.split("= ERRORS =", 1)[1].split("short test summary info", 1)[0]
+    sections = re.split(r"\n_+ ERROR at setup of \w+ _+\n", errors)[1:]
+    assert len(sections) == 3, output
+    for section in sections:
+        lines = [line for line in section.splitlines() if line.strip() and not line.startswith("=")]
+        assert len(lines) == 1 and lines[0].startswith("nsqd not found (looked at "), output
+    assert "Traceback" not in output and "find_tool" not in output and "During handling" not in output
 
 
 def test_a_daemon_a_test_forgot_is_killed_at_the_end(tmp_path: Path) -> None:
