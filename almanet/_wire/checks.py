@@ -8,7 +8,6 @@ string would fail deep inside asyncio, and a bool is an int to Python but never 
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Collection, Iterable
 
 from .errors import invalid_argument
