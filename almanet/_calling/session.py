@@ -251,7 +251,7 @@ class Almanet:
         try:
             reply = await future
         finally:
-            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+            if future.cancelled() or not future.done():  # the caller gave up: forget it now, tell the services
                 caller.forget(call_id)
         if reply.is_error:
             raise remote_error(reply.payload)

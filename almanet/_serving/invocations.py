@@ -69,6 +69,8 @@ class Running:
     toucher: asyncio.TimerHandle | None = None
     limit_task: asyncio.Future[None] | None = None  # learn_reply_limit, started with the service
     stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
+    # call id -> until when to remember it: calls their callers gave up on (the cancel topic)
+    cancelled: dict[str, float] = field(default_factory=dict)
     # False once the service has stopped (or failed to start): no new invocation, no reply sent
     open: bool = True
     start_task: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]] = field(init=False, repr=False)
@@ -121,6 +123,27 @@ class Running:
             return
         self._reply(message, invocation, False, payload)
 
+    def on_cancel(self, message: Message) -> None:
+        """Remember calls their callers gave up on, until their deadline (60 s without one)."""
+        message.finish()
+        try:
+            call_ids = _wire.decode_cancel(message.body)
+        except _wire.WireError as exc:
+            logger.warning("ignored a malformed cancel: %s", exc)
+            return
+        now = time.time()
+        cancelled = self.cancelled
+        if len(cancelled) > 10_000:  # forget the expired ones; a flood beyond that, the oldest
+            for call_id, until in list(cancelled.items()):
+                if until < now or len(cancelled) > 50_000:
+                    del cancelled[call_id]
+        sent = message.timestamp / 1e9
+        for call_id in call_ids:
+            ms = _wire.deadline_in_id(call_id)
+            until = sent + (_deadline.DEFAULT_STALE_AFTER if ms is None else ms / 1000) + 1
+            if until > now:
+                cancelled[call_id] = until
+
     def on_invocation(self, procedure: Procedure, message: Message) -> None:
         if not self.open:
             message.requeue()
@@ -132,6 +155,18 @@ class Running:
             message.finish()
             if self.observer is not None:
                 self.observer.dropped(procedure, "malformed")
+            return
+        if self.cancelled and invocation.id in self.cancelled:  # its caller gave up before we took it
+            message.finish()
+            self.stale[procedure.uri] = self.stale.get(procedure.uri, 0) + 1
+            logger.info(
+                "dropped a cancelled invocation of %s unrun (call %s)",
+                procedure.uri,
+                invocation.id,
+                extra={"invocation_id": invocation.id, "uri": procedure.uri},
+            )
+            if self.observer is not None:
+                self.observer.dropped(procedure, "cancelled")
             return
         timeout_ms = invocation.timeout_ms
         if timeout_ms is None and procedure.stale_after is None:
@@ -254,8 +289,8 @@ class Running:
             )
             logger.error("%s", payload["message"][0], extra={"invocation_id": invocation.id})
             body = _wire.encode_reply(invocation.id, True, payload)
-        if not self.open:
-            message.finish()
+        if not self.open or (self.cancelled and invocation.id in self.cancelled):
+            message.finish()  # stopped, or its caller has gone: a reply would stay in nsqd unread
             return
         # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
         # replies there, and a reply sent elsewhere would land in a topic nobody reads.

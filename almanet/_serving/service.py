@@ -269,6 +269,17 @@ class Service:
         await session.join()
         running = self._running = Running(session, asyncio.get_running_loop(), observer=self.observer)
         try:
+            # cancels first, so that a backlog of them is read before the invocations they name
+            running.consumers.append(
+                await session.broker.subscribe(
+                    _wire.CANCEL_TOPIC,
+                    _wire.channel_name(session.id),
+                    running.on_cancel,
+                    max_in_flight=200,
+                    low_latency=True,
+                    advertise=_ADVERTISED,
+                )
+            )
             for procedure in self.procedures.values():
                 running.consumers.append(
                     await session.broker.subscribe(

@@ -17,6 +17,7 @@ import orjson
 from .._nsq.names import EPHEMERAL_SUFFIX, check_name
 
 __all__ = [
+    "CANCEL_TOPIC",
     "CLIENT_DISCOVERY_URI",
     "DEADLINE_AGENT",
     "DEFAULT_CHANNEL",
@@ -35,10 +36,12 @@ __all__ = [
     "channel_name",
     "check_uri",
     "deadline_in_id",
+    "decode_cancel",
     "decode_discovery",
     "decode_invocation",
     "decode_reply",
     "describe_uri",
+    "encode_cancel",
     "encode_invocation",
     "encode_json",
     "encode_reply",
@@ -46,6 +49,7 @@ __all__ = [
     "fields_of_error",
     "is_expired_notice",
     "is_internal_topic",
+    "is_reply_topic",
     "new_id",
     "parse_error_payload",
     "reply_topic",
@@ -58,6 +62,9 @@ CLIENT_DISCOVERY_URI = "_api_schema_.client"
 DEFAULT_CHANNEL = "RPC"
 REPLY_PREFIX = RPC_PREFIX + "_reply_."
 REPLY_CHANNEL = "rpc-recipient" + EPHEMERAL_SUFFIX
+# Where callers say which calls they gave up on; every almanet service instance reads it on a
+# channel of its own. Not ephemeral: cancels published while no instance is up wait for one.
+CANCEL_TOPIC = RPC_PREFIX + "_cancel_"
 _URI = re.compile(r"[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*")
 _INVOCATION_KEYS = frozenset({"id", "caller_id", "payload", "reply_topic"})
 # The deadline extension (docs/protocol.md §3, "Deadlines"): the caller's remaining timeout in ms,
@@ -156,8 +163,26 @@ def reply_topic(session_id: str) -> str:
 
 
 def is_internal_topic(topic: str) -> bool:
-    """An RPC topic that is no procedure: a reply topic or a discovery (``_api_schema_``) topic."""
-    return topic.startswith((REPLY_PREFIX, RPC_PREFIX + DESCRIBE_PREFIX))
+    """An RPC topic that is no procedure: a reply, discovery (``_api_schema_``) or cancel topic."""
+    return topic.startswith((REPLY_PREFIX, RPC_PREFIX + DESCRIBE_PREFIX, CANCEL_TOPIC))
+
+
+def is_reply_topic(topic: str) -> bool:
+    """A caller's reply topic, ours (``#ephemeral``) or 0.7.0's."""
+    return topic.startswith(REPLY_PREFIX)
+
+
+def encode_cancel(caller_id: str, call_ids: list[str]) -> bytes:
+    """A caller gave up on these calls: services drop them unrun (docs/protocol.md, "Cancels")."""
+    return _dumps({"caller_id": caller_id, "cancel": call_ids})
+
+
+def decode_cancel(body: bytes) -> list[str]:
+    value = _loads_object(body, "cancel")
+    ids = value.get("cancel")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise WireError("a cancel's 'cancel' must be a list of call id strings")
+    return ids
 
 
 class Invocation(NamedTuple):

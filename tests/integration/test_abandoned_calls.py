@@ -1,0 +1,111 @@
+"""Abandoned calls are dropped: a caller that gives up tells the services, and leaves no reply behind.
+
+Whether a procedure ran is read from what it appended, never from timing; nsqd's /stats is polled
+with a deadline for what stays in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import almanet
+from almanet._wire import protocol as _wire
+from tests.integration._aio import joined, run, serving, wait_for_async
+from tests.support.nsqproc import NsqdProcess
+
+
+def _reply_topics_with_messages(nsqd: NsqdProcess, session_id: str) -> list[str]:
+    return [
+        t["topic_name"]
+        for t in nsqd.stats().get("topics") or []
+        if t["topic_name"].startswith("_rpc_._reply_.")
+        and session_id in t["topic_name"]
+        and (int(t.get("depth") or 0) or any(int(c.get("depth") or 0) for c in t.get("channels") or []))
+    ]
+
+
+def test_a_call_cancelled_while_it_waits_behind_a_busy_procedure_never_runs(
+    nsqd: NsqdProcess, unique_name: Callable[..., str]
+) -> None:
+    prepath = unique_name("cx")
+    uri = f"{prepath}.charge"
+    service = almanet.new_service(nsqd.tcp_address, prepath=prepath, max_concurrency=1)
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    @service.procedure
+    async def charge(payload: str) -> str:
+        ran.append(payload)
+        if payload == "slow":
+            await release.wait()
+        return payload
+
+    async def scenario() -> str:
+        async with serving(service), joined(nsqd.tcp_address, nsqd_http=nsqd.http_address) as busy:
+            slow = asyncio.ensure_future(busy.call(uri, "slow", timeout=30))
+            await wait_for_async(lambda: ran == ["slow"], 5, message="the slow call did not start")
+            async with joined(nsqd.tcp_address, nsqd_http=nsqd.http_address) as gone:
+                abandoned = asyncio.ensure_future(gone.call(uri, "card-1", timeout=30))
+                topic_stats = lambda: nsqd.topic_stats(f"_rpc_.{uri}") or {}  # noqa: E731
+                await wait_for_async(
+                    lambda: any(c["depth"] for c in topic_stats().get("channels") or []),
+                    5,
+                    message="the second call is not queued in nsqd",
+                )
+                abandoned.cancel()
+                await asyncio.gather(abandoned, return_exceptions=True)
+                running = service._running
+                assert running is not None
+                await wait_for_async(lambda: running.cancelled, 5, message="the cancel did not reach the service")
+                gone_id = gone.id
+            release.set()
+            assert (await slow).payload == "slow"
+            await wait_for_async(lambda: running.stale.get(uri) == 1, 5, message="the cancelled call was not dropped")
+            assert (await busy.call(uri, "card-2", timeout=5)).payload == "card-2"
+            return gone_id
+
+    gone_id = run(scenario(), timeout=30)
+    assert ran == ["slow", "card-2"]  # card-1 never ran
+    assert _reply_topics_with_messages(nsqd, gone_id) == []
+
+
+def test_leaving_with_a_call_in_flight_cancels_it_and_no_reply_stays(
+    nsqd: NsqdProcess, unique_name: Callable[..., str]
+) -> None:
+    """What Ctrl-C in ``almanet call`` does: the session leaves with the call pending."""
+    prepath = unique_name("lv")
+    uri = f"{prepath}.charge"
+    service = almanet.new_service(nsqd.tcp_address, prepath=prepath, max_concurrency=1)
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    @service.procedure
+    async def charge(payload: str) -> str:
+        ran.append(payload)
+        await release.wait()
+        return payload
+
+    async def scenario() -> str:
+        async with serving(service):
+            running = service._running
+            assert running is not None
+            session = almanet.new_session(nsqd.tcp_address, nsqd_http=nsqd.http_address)
+            await session.join()
+            pending = asyncio.ensure_future(session.call(uri, "running", timeout=30))
+            await wait_for_async(lambda: ran == ["running"], 5, message="the call did not start")
+            await session.leave()  # the call is running: its reply must not be left in nsqd
+            assert pending.done()
+            await wait_for_async(lambda: running.cancelled, 5, message="the cancel did not reach the service")
+            release.set()
+            await wait_for_async(lambda: not running.tasks and not running.replies, 5, message="still running")
+            return session.id
+
+    gone_id = run(scenario(), timeout=30)
+    assert ran == ["running"]
+    assert _reply_topics_with_messages(nsqd, gone_id) == []
+
+
+def test_cancels_are_internal_topics() -> None:
+    assert _wire.is_internal_topic(_wire.CANCEL_TOPIC)
+    assert _wire.decode_cancel(_wire.encode_cancel("s", ["a", "b"])) == ["a", "b"]
