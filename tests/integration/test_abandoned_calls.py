@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import almanet
 from almanet._wire import protocol as _wire
+from tests.cli.conftest import almanet as cli
+from tests.cli.conftest import nsq_env
 from tests.integration._aio import joined, run, serving, wait_for_async
+from tests.interop._nsqtools import to_nsq
 from tests.support.nsqproc import NsqdProcess
 
 
@@ -109,3 +113,46 @@ def test_leaving_with_a_call_in_flight_cancels_it_and_no_reply_stays(
 def test_cancels_are_internal_topics() -> None:
     assert _wire.is_internal_topic(_wire.CANCEL_TOPIC)
     assert _wire.decode_cancel(_wire.encode_cancel("s", ["a", "b"])) == ["a", "b"]
+
+
+def test_the_janitor_deletes_a_reply_topic_whose_caller_has_gone(
+    nsqd: NsqdProcess, unique_name: Callable[..., str]
+) -> None:
+    """A caller killed -9 while its call ran: the reply lands in a reply topic nobody reads."""
+    prepath = unique_name("jan")
+    uri = f"{prepath}.echo"
+    gone = f"_rpc_._reply_.{unique_name('gone')}#ephemeral"
+    service = almanet.new_service(nsqd.tcp_address, prepath=prepath)
+    service.reply_janitor_interval = 0.5
+    ran: list[str] = []
+
+    @service.procedure
+    async def echo(payload: str) -> str:
+        ran.append(payload)
+        return payload
+
+    invocation = {"id": "f" * 32, "caller_id": "e" * 32, "payload": "late", "reply_topic": gone}
+
+    async def scenario() -> None:
+        async with serving(service, nsqd_http=nsqd.http_address):
+            await to_nsq(nsqd, f"_rpc_.{uri}", [invocation])
+            await wait_for_async(lambda: ran == ["late"], 5, message="the invocation did not run")
+            await wait_for_async(lambda: gone not in nsqd.topics(), 5, message="the orphaned reply topic stayed")
+
+    run(scenario(), timeout=20)
+
+
+def test_purge_stale_deletes_reply_topics_nobody_reads(
+    nsqd: NsqdProcess, unique_name: Callable[..., str], tmp_path: Path
+) -> None:
+    ours = f"_rpc_._reply_.{unique_name('ours')}#ephemeral"
+
+    async def publish() -> None:
+        await to_nsq(nsqd, ours, [{"call_id": "a" * 32, "is_error": False, "payload": 1}])
+
+    run(publish())
+    assert ours in nsqd.topics()
+    done = cli("purge", "--stale", "--yes", "-o", "table", env=nsq_env(tmp_path, nsqd), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"delete topic {ours} on {nsqd.http_address} (1 invocation waiting)" in done.stdout.decode()
+    assert ours not in nsqd.topics()
