@@ -4,7 +4,8 @@
 published as soon as the loop sees it, and lines that arrive while a publish waits for nsqd's OK
 go out together in the next MPUB, so the latency is at most one round trip to nsqd. A regular
 file on stdin (``< file``) is read whole and checked before anything is sent, as ``--file`` is;
-a pipe cannot be, so a bad line here stops the stream after the lines before it were sent.
+a pipe cannot be, so a bad line stops the stream: nothing of the lines read with it (in the same
+read) is sent, and what was sent before stays sent.
 
 SIGTERM or Ctrl-C: keep reading until the pipe ends, for at most ``STOP_GRACE`` seconds (a
 shell's Ctrl-C, or a service manager, stops the writer too: it closes the pipe and every line it
@@ -154,10 +155,10 @@ async def stream(settings: Any, topic: str, delimiter: bytes | None, raw: bool) 
                 lines = protocol.take(final=final)
                 bodies, error = _bodies(lines, raw, number)
                 number += len(lines)
+                if error is not None:  # nothing of this batch: what came in together stays all-or-nothing
+                    fail(f"{error}; {sent} message(s) read before this batch were sent, none after", Exit.BAD_INPUT)
                 if bodies:
                     sent += await session.produce_many(topic, bodies, raw=True)
-                if error is not None:
-                    fail(f"{error}; the {sent} message(s) before it were sent, the rest was not", Exit.BAD_INPUT)
                 if final:
                     if protocol.partial:
                         sys.stderr.write("almanet produce: an unfinished last line was not sent\n")

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             "Publish JSON messages to TOPIC: MESSAGE (JSON text or @file.json), or one message per line from"
             " stdin (MESSAGE '-' or omitted) or --file. Every line is checked before anything is sent; blank"
             " lines are skipped. From a pipe, lines are published as they arrive (`consume a | produce b -`"
-            " is a live bridge) and a bad line stops the stream after the lines before it."
+            " is a live bridge) and a bad line stops the stream (what was sent before it stays sent)."
             " --raw sends each line as it is (no JSON check), split on --delimiter, and"
             " MESSAGE @FILE as the file's bytes (one message);"
             " --rate N sends N messages per second. Exit codes: 0 sent, 2 bad input (nothing sent),"

@@ -192,7 +192,21 @@ def test_a_bad_line_in_a_stream_stops_it_after_the_lines_before(fresh_nsqd: Nsqd
     os.close(read)
     assert done.returncode == 2
     assert "line 3 of stdin is not valid JSON" in done.stderr.decode()
-    assert "the 2 message(s) before it were sent" in done.stderr.decode()
+    # the four lines came in one read: none of them is sent (a batch is all-or-nothing)
+    assert "0 message(s) read before this batch were sent" in done.stderr.decode()
+    assert _depth(fresh_nsqd, target, "check") == 0
+    # a stream that was already flowing keeps what it sent before the bad line
+    proc = subprocess.Popen(
+        [*ALMANET, "produce", target, "-"],
+        env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(b'{"a": 1}\n{"a": 2}\n')
+    proc.stdin.flush()
+    wait_until(lambda: _depth(fresh_nsqd, target, "check") == 2, 10, message="the first lines were not sent")
+    _, err = proc.communicate(b"not json\n", timeout=20)
+    assert proc.returncode == 2 and "line 3 of stdin is not valid JSON" in err.decode()
+    assert "2 message(s) read before this batch were sent" in err.decode()
     assert _depth(fresh_nsqd, target, "check") == 2
     # a regular file on stdin is still checked whole first: nothing sent
     data = tmp_path / "lines.txt"
