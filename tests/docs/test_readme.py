@@ -3,7 +3,8 @@ the same on every run checked against what the README shows. Collected, not list
 _readme.py says how a block is made runnable), so a new section's blocks are run too.
 
 How blocks run, each in a subprocess of its own (``python`` of this venv, the repo importable):
-- against a real nsqd of the module's, ``almanet serve services.example:example_service`` on it,
+- against a real nsqd of the module's, ``almanet serve services.example:example_service
+  services.greeting_impl:greeting_service`` on it,
   the README's ``localhost:4150``/``4151`` replaced by that nsqd's addresses;
 - to the end within ``DEADLINE`` seconds (exit 0, nothing on stderr but almanet's log lines), or,
   for a block that serves or consumes until stopped, until it shows it works (a line on stdout,
@@ -104,7 +105,13 @@ def _serve_example(nsqd: NsqdProcess, home: Path) -> subprocess.Popen[bytes]:
     import almanet
 
     proc = subprocess.Popen(
-        [str(ALMANET_BIN / "almanet"), "serve", "services.example:example_service"],
+        # the Quick start's service, and the typed interface's implementation its caller calls
+        [
+            str(ALMANET_BIN / "almanet"),
+            "serve",
+            "services.example:example_service",
+            "services.greeting_impl:greeting_service",
+        ],
         env=_env(nsqd, home),
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
