@@ -672,7 +672,7 @@ def test_liveness_keywords_of_a_session_are_checked_and_applied() -> None:
     assert (options.connect_timeout, options.heartbeat_interval_ms) == (1.5, 3000)
     with pytest.raises(invalid_argument, match="longer than the heartbeat interval"):
         almanet.new_session("127.0.0.1:1", heartbeat=5, silent_after=2)
-    with pytest.raises(invalid_argument, match="heartbeat_interval_ms must be -1 .off. or between 1000 and 60000"):
+    with pytest.raises(invalid_argument, match=r"heartbeat_interval_ms must be -1 \(off\) or between 1000 and 60000"):
         almanet.new_session("127.0.0.1:1", heartbeat=120)
     with pytest.raises(invalid_argument, match="ack_timeout"):
         almanet.new_session("127.0.0.1:1", ack_timeout=float("nan"))
