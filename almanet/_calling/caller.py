@@ -209,10 +209,11 @@ class Caller:
     ) -> tuple[str, bytes]:
         """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload.
 
-        The id always carries ``timeout_ms`` (an almanet service reads it, a 0.7.0 one copies the id
-        unread); the ``timeout_ms`` key only when ``send_key`` (every subscriber understands it).
+        The id always carries the deadline, ``timeout_ms`` from now (an almanet service reads it, a
+        0.7.0 one copies the id unread); the ``timeout_ms`` key only when ``send_key`` (every
+        subscriber understands it).
         """
-        call_id = self._call_ids.next(timeout_ms)
+        call_id = self._call_ids.next(int(time.time() * 1000) + timeout_ms)
         key = timeout_ms if send_key else None
         try:
             body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, key, traceparent)
