@@ -288,7 +288,7 @@ def test_call_ids_are_32_hex_unique_and_carry_the_callers_deadline() -> None:
     assert _wire.deadline_in_id(first.next(), 1_800_000_000.0) is None  # an id without a deadline
 
 
-@pytest.mark.parametrize("offset_ms", [-2**31 + 1, -86_400_000, -1, 0, 1, 86_400_000, 2**31 - 1])
+@pytest.mark.parametrize("offset_ms", [-(2**31) + 1, -86_400_000, -1, 0, 1, 86_400_000, 2**31 - 1])
 def test_a_deadline_is_read_in_the_cycle_nearest_the_timestamp(offset_ms: int) -> None:
     """32 bits of ms wrap every 49.7 days: any deadline within 24.8 days of nsqd's stamp reads back."""
     for near_ms in (0x1_0000_0000 * 420 - 5, 0x1_0000_0000 * 420, 0x1_0000_0000 * 420 + 7, 1_765_000_000_123):
