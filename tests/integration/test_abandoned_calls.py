@@ -156,3 +156,53 @@ def test_purge_stale_deletes_reply_topics_nobody_reads(
     assert done.returncode == 0, done.stderr
     assert f"delete topic {ours} on {nsqd.http_address} (1 invocation waiting)" in done.stdout.decode()
     assert ours not in nsqd.topics()
+
+
+def test_ctrl_c_in_almanet_call_while_its_call_queues_means_it_never_runs(
+    nsqd: NsqdProcess, unique_name: Callable[..., str], tmp_path: Path
+) -> None:
+    """The issue's case as a user meets it: `almanet call` interrupted while a busy procedure holds
+    its call in nsqd; the call must not run when the service gets to it."""
+    import signal
+
+    from tests.cli.conftest import start, stop
+
+    prepath = unique_name("ctrlc")
+    uri = f"{prepath}.charge"
+    service = almanet.new_service(nsqd.tcp_address, prepath=prepath, max_concurrency=1)
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    @service.procedure
+    async def charge(payload: str) -> str:
+        ran.append(payload)
+        if payload == "slow":
+            await release.wait()
+        return payload
+
+    env = nsq_env(tmp_path, nsqd)
+
+    async def scenario() -> tuple[int, str]:
+        async with serving(service), joined(nsqd.tcp_address, nsqd_http=nsqd.http_address) as busy:
+            running = service._running
+            assert running is not None
+            slow = asyncio.ensure_future(busy.call(uri, "slow", timeout=30))
+            await wait_for_async(lambda: ran == ["slow"], 5, message="the slow call did not start")
+            proc = start("call", uri, '"card-1"', "--timeout", "30", env=env, cwd=tmp_path)
+            topic_stats = lambda: nsqd.topic_stats(f"_rpc_.{uri}") or {}  # noqa: E731
+            await wait_for_async(
+                lambda: any(c["depth"] for c in topic_stats().get("channels") or []),
+                15,
+                message="the CLI's call is not queued in nsqd",
+            )
+            code, _, err = await asyncio.to_thread(stop, proc, signal.SIGINT)
+            await wait_for_async(lambda: running.cancelled, 5, message="the cancel did not reach the service")
+            release.set()
+            assert (await slow).payload == "slow"
+            await wait_for_async(lambda: running.stale.get(uri) == 1, 5, message="the cancelled call was not dropped")
+            assert (await busy.call(uri, "card-2", timeout=5)).payload == "card-2"
+            return code, err
+
+    code, err = run(scenario(), timeout=60)
+    assert code == 130, err
+    assert ran == ["slow", "card-2"]  # card-1 never ran
