@@ -11,13 +11,14 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 BENCH_VENV := .venv-py$(PY_VERSION)
 endif
 
-.PHONY: help setup test test-pythons soak lint typecheck demo bench clean ui-screenshot
+.PHONY: help setup test test-pythons soak chaos lint typecheck demo bench clean ui-screenshot
 
 help:
 	@echo "make setup   build NSQ tools into .tools/bin, create .venv with almanet[dev]"
 	@echo "make test    run pytest (extra args: PYTEST_ARGS='-k name -x')"
 	@echo "make test-pythons  unit tests and an integration subset on the other Pythons found (3.11-3.14)"
 	@echo "make soak    the fault suite (tests/faults) at full size: 50 callers x 1000 calls, long fuzzing"
+	@echo "make chaos  the chaos run (scripts/chaos/run.py): faults for CHAOS_SECONDS (default 600), one summary line"
 	@echo "make lint    ruff check and format --check, mypy --strict and pyright"
 	@echo "make typecheck  mypy --strict and pyright on almanet/ and services/"
 	@echo "make demo    quick-start demo: start nsqd if needed, serve and call the example"
@@ -33,6 +34,10 @@ test: setup
 
 test-pythons: setup
 	./scripts/test-pythons.sh
+
+CHAOS_SECONDS ?= 600
+chaos: setup
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(VENV_PY) scripts/chaos/run.py
 
 soak: setup
 	ALMANET_SOAK=1 $(VENV_PY) -m pytest -q tests/faults $(PYTEST_ARGS)

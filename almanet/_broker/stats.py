@@ -156,6 +156,14 @@ class StatsReader:
         sizes = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0]
         return min(sizes) if sizes else None
 
+    async def delete_topic(self, tcp_address: str, topic: str) -> None:
+        """Delete ``topic`` on the nsqd at ``tcp_address`` (learnt by an earlier read); raises NSQHTTPError."""
+        http = self._http.get(_key(*Address.parse(tcp_address)))
+        if http is None:
+            raise NSQHTTPError(f"nsqd {tcp_address}: its HTTP address is unknown", address=tcp_address)
+        path = "/topic/delete?" + urllib.parse.urlencode({"topic": topic})
+        await request_json(http, path, method="POST", timeout=self.timeout)
+
     async def _get(self, address: str, path: str) -> Any:
         return await request_json(address, path, timeout=self.timeout)
 

@@ -209,10 +209,11 @@ class Caller:
     ) -> tuple[str, bytes]:
         """A new call id and the invocation's bytes, checked: nothing is sent for a bad payload.
 
-        The id always carries ``timeout_ms`` (an almanet service reads it, a 0.7.0 one copies the id
-        unread); the ``timeout_ms`` key only when ``send_key`` (every subscriber understands it).
+        The id always carries the deadline, ``timeout_ms`` from now (an almanet service reads it, a
+        0.7.0 one copies the id unread); the ``timeout_ms`` key only when ``send_key`` (every
+        subscriber understands it).
         """
-        call_id = self._call_ids.next(timeout_ms)
+        call_id = self._call_ids.next(int(time.time() * 1000) + timeout_ms)
         key = timeout_ms if send_key else None
         try:
             body = _wire.encode_invocation(call_id, self.session_id, payload, self.reply_topic, key, traceparent)
@@ -300,8 +301,8 @@ class Caller:
         try:
             return await future
         finally:
-            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
-                self._pending.pop(call_id, None)
+            if future.cancelled() or not future.done():  # the caller gave up: forget it now, tell the services
+                self.forget(call_id)
 
     async def served(self, uri: str, *, refuse: bool = True) -> bool:
         """Not on the hot path: a topic the liveness cache does not know yet (one /stats read).
@@ -331,8 +332,19 @@ class Caller:
         return started
 
     def forget(self, call_id: str) -> None:
-        """A call its caller stopped waiting for (cancelled): dropped now, not at its deadline."""
-        self._pending.pop(call_id, None)
+        """A call its caller stopped waiting for (cancelled): dropped now, not at its deadline,
+        and the services told, so that an instance that has not started it never does."""
+        if self._pending.pop(call_id, None) is not None:
+            self._cancel([call_id])
+
+    def _cancel(self, call_ids: list[str]) -> None:
+        """Publish a cancel (docs/protocol.md, "Cancels"); a failure is logged, never raised."""
+        try:
+            published = self._publish(_wire.CANCEL_TOPIC, _wire.encode_cancel(self.session_id, call_ids))
+        except Exception as exc:  # the producer is closing or has no nsqd: the deadline covers it
+            logger.debug("could not send the cancel of %d calls: %s", len(call_ids), exc)
+            return
+        published.add_done_callback(_log_cancel_failure)
 
     async def call(
         self, uri: str, payload: Any, timeout: float | None, trace: CallTrace | None = None
@@ -368,11 +380,20 @@ class Caller:
         self._closed = True
         self._liveness.close()
         self._autopsies.close()
+        abandoned = [call_id for call_id, pending in self._pending.items() if not pending.future.done()]
+        if abandoned:  # the session leaves with calls in flight (Ctrl-C): nobody will read their replies
+            self._cancel(abandoned)
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(session_state_error("the session left before the reply came"))
         self._pending.clear()
         self._deadlines.close()
+
+
+def _log_cancel_failure(published: asyncio.Future[None]) -> None:
+    error = None if published.cancelled() else published.exception()
+    if error is not None:
+        logger.debug("a cancel was not published: %s", error)
 
 
 def _within_budget(uri: str, timeout: float) -> float:

@@ -25,6 +25,7 @@ from .._wire.errors import invalid_argument, rpc_error, session_state_error
 from .caller import Caller, remote_error
 from .contract import AbstractProcedure, In, Out, target_of, typed_result
 from .models import CallResult
+from .options import with_liveness
 from .subscription import Subscription
 from .trace import CallTrace
 
@@ -51,6 +52,10 @@ class Almanet:
     ``lookupd`` (nsqlookupd HTTP addresses, ``host:4161``) makes it find nsqd there too: with
     lookupd and no nsqd address, it uses only the nsqd that lookupd lists. ``addresses`` grows as
     new nsqd are found; an nsqd that lookupd stops listing is kept (its connections reconnect).
+
+    ``heartbeat``, ``silent_after`` and ``ack_timeout`` (seconds) bound how long a frozen nsqd
+    goes unnoticed: nsqd's heartbeat interval (30), the silence that drops a connection (two
+    heartbeats + 1), the wait for a publish's OK before it goes to another nsqd (1).
     """
 
     def __init__(
@@ -63,7 +68,11 @@ class Almanet:
         lookupd_interval: float = DEFAULT_LOOKUPD_INTERVAL,
         fail_fast: bool = True,
         nsqd_http: Sequence[str] | str = (),
+        heartbeat: float | None = None,
+        silent_after: float | None = None,
+        ack_timeout: float | None = None,
     ) -> None:
+        options = with_liveness(options or ConnectionOptions(), heartbeat, silent_after, ack_timeout)
         lookupd = (lookupd,) if isinstance(lookupd, str) else tuple(dict.fromkeys(lookupd))
         if not lookupd:
             addresses = addresses or (DEFAULT_ADDRESS,)
@@ -86,7 +95,7 @@ class Almanet:
         self.nsqd_http: tuple[str, ...] = nsqd_http
         self._broker = Broker(
             tuple(dict.fromkeys(addresses)),
-            options or ConnectionOptions(),
+            options,
             max_message_size=max_message_size,
             lookupd=lookupd,
             lookupd_interval=self.lookupd_interval,
@@ -251,7 +260,7 @@ class Almanet:
         try:
             reply = await future
         finally:
-            if not future.done():  # cancelled by the caller: forget the call now, not at its deadline
+            if future.cancelled() or not future.done():  # the caller gave up: forget it now, tell the services
                 caller.forget(call_id)
         if reply.is_error:
             raise remote_error(reply.payload)

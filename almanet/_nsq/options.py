@@ -5,9 +5,13 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_USER_AGENT", "ConnectionOptions", "TLSOptions"]
+__all__ = ["DEFAULT_ACK_TIMEOUT", "DEFAULT_USER_AGENT", "MAX_HEARTBEAT_MS", "ConnectionOptions", "TLSOptions"]
 
 DEFAULT_USER_AGENT = "asyncio-nsq/0.8"
+# nsqd answers a PUB within milliseconds; a node silent this long while another answers is dropped
+DEFAULT_ACK_TIMEOUT = 1.0
+# nsqd refuses an IDENTIFY asking for more (its --max-heartbeat-interval, 60 s by default)
+MAX_HEARTBEAT_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +53,28 @@ class ConnectionOptions:
     tls: TLSOptions | None = None
     auth_secret: str | None = field(default=None, repr=False)  # a password: never in logs
     max_frame_size: int = 64 * 1024 * 1024
+    # liveness (docs/reliability.md): a publish unanswered this long moves to another live nsqd
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT
+    # a connection silent this long is dead (a frozen host); None: two missed heartbeats + 1 s
+    silent_after: float | None = None
 
     def __post_init__(self) -> None:
-        if self.heartbeat_interval_ms != -1 and self.heartbeat_interval_ms < 1000:
-            raise ValueError("heartbeat_interval_ms must be -1 (off) or at least 1000")
-        if self.connect_timeout <= 0 or self.command_timeout <= 0:
+        if self.heartbeat_interval_ms != -1 and not 1000 <= self.heartbeat_interval_ms <= MAX_HEARTBEAT_MS:
+            raise ValueError(
+                f"heartbeat_interval_ms must be -1 (off) or between 1000 and {MAX_HEARTBEAT_MS}"
+                " (nsqd's default --max-heartbeat-interval)"
+            )
+        if not (self.connect_timeout > 0 and self.command_timeout > 0 and self.ack_timeout > 0):
             raise ValueError("timeouts must be positive")
+        if self.silent_after is not None:
+            if not self.silent_after > 0:
+                raise ValueError("silent_after must be positive")
+            if self.heartbeat_interval_ms != -1 and self.silent_after <= self.heartbeat_interval_ms / 1000:
+                raise ValueError(
+                    f"silent_after ({self.silent_after:g} s) must be longer than the heartbeat interval"
+                    f" ({self.heartbeat_interval_ms / 1000:g} s): an idle connection would be dropped between"
+                    " two heartbeats"
+                )
 
     def identify_body(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -75,7 +95,9 @@ class ConnectionOptions:
 
     @property
     def read_timeout(self) -> float | None:
-        """Silence longer than this means the peer is gone (two missed heartbeats)."""
+        """Silence longer than this means the peer is gone (by default two missed heartbeats)."""
+        if self.silent_after is not None:
+            return self.silent_after
         if self.heartbeat_interval_ms == -1:
             return None
         return 2 * self.heartbeat_interval_ms / 1000 + 1

@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 # nsqd's defaults (--max-msg-size, --max-body-size); IDENTIFY does not report them.
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_MAX_BODY_SIZE = 5 * 1024 * 1024
-# nsqd answers a PUB within milliseconds; a node silent this long while another answers is dropped
-DEFAULT_ACK_TIMEOUT = 1.0
 
 
 class _Tick:
@@ -56,15 +54,17 @@ class Producer:
         addresses: Sequence[str],
         options: ConnectionOptions | None = None,
         *,
-        ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+        ack_timeout: float | None = None,
         reconnect: ReconnectPolicy | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("at least one nsqd address is needed")
+        self.options = options or ConnectionOptions()
+        # the options' bound (a setting, liveness.ack_timeout) unless this producer is given its own
+        ack_timeout = self.options.ack_timeout if ack_timeout is None else ack_timeout
         if not ack_timeout > 0:
             raise ValueError("ack_timeout must be positive")
         self.addresses = tuple(addresses)
-        self.options = options or ConnectionOptions()
         self.ack_timeout = ack_timeout
         self.reconnect = reconnect or ReconnectPolicy()
         self._reconnectors: dict[str, asyncio.Task[None]] = {}

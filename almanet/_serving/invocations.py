@@ -69,6 +69,8 @@ class Running:
     toucher: asyncio.TimerHandle | None = None
     limit_task: asyncio.Future[None] | None = None  # learn_reply_limit, started with the service
     stale: dict[str, int] = field(default_factory=dict)  # uri -> invocations dropped unrun
+    # call id -> until when to remember it: calls their callers gave up on (the cancel topic)
+    cancelled: dict[str, float] = field(default_factory=dict)
     # False once the service has stopped (or failed to start): no new invocation, no reply sent
     open: bool = True
     start_task: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]] = field(init=False, repr=False)
@@ -121,6 +123,27 @@ class Running:
             return
         self._reply(message, invocation, False, payload)
 
+    def on_cancel(self, message: Message) -> None:
+        """Remember calls their callers gave up on, until their deadline (60 s without one)."""
+        message.finish()
+        try:
+            call_ids = _wire.decode_cancel(message.body)
+        except _wire.WireError as exc:
+            logger.warning("ignored a malformed cancel: %s", exc)
+            return
+        now = time.time()
+        cancelled = self.cancelled
+        if len(cancelled) > 10_000:  # forget the expired ones; a flood beyond that, the oldest
+            for call_id, until in list(cancelled.items()):
+                if until < now or len(cancelled) > 50_000:
+                    del cancelled[call_id]
+        sent = message.timestamp / 1e9
+        for call_id in call_ids:
+            deadline = _wire.deadline_in_id(call_id, sent)
+            until = (sent + _deadline.DEFAULT_STALE_AFTER if deadline is None else deadline) + 1
+            if until > now:
+                cancelled[call_id] = until
+
     def on_invocation(self, procedure: Procedure, message: Message) -> None:
         if not self.open:
             message.requeue()
@@ -133,30 +156,28 @@ class Running:
             if self.observer is not None:
                 self.observer.dropped(procedure, "malformed")
             return
-        timeout_ms = invocation.timeout_ms
-        if timeout_ms is None and procedure.stale_after is None:
-            expires, stale = None, ""  # nothing can make it stale: no clock read
-        else:
-            expires, stale = _deadline.judge(message.timestamp, timeout_ms, procedure.stale_after, time.time())
-        if stale:  # its caller has given up: finished unrun, counted, logged once
+        if self.cancelled and invocation.id in self.cancelled:  # its caller gave up before we took it
+            message.finish()
             self.stale[procedure.uri] = self.stale.get(procedure.uri, 0) + 1
-            if expires is not None and time.time() - expires <= NOTICE_WITHIN:
-                # past the caller's own deadline, just: it is still finding out why it got no
-                # reply, so say it (the reply finishes the message); later, or for a stale_after
-                # drop (a 0.7.0 caller), nobody listens and a reply would only litter nsqd
-                notice = f"{procedure.uri}: dropped unrun by the service, {stale}"
-                self._reply(message, invocation, True, _wire.error_payload(_wire.EXPIRED_NOTICE, [notice]))
-            else:
-                message.finish()
-            logger.warning(
-                "dropped a stale invocation of %s unrun: %s (call %s)",
+            logger.info(
+                "dropped a cancelled invocation of %s unrun (call %s)",
                 procedure.uri,
-                stale,
                 invocation.id,
                 extra={"invocation_id": invocation.id, "uri": procedure.uri},
             )
             if self.observer is not None:
-                self.observer.dropped(procedure, "expired" if "deadline" in stale else "stale")
+                self.observer.dropped(procedure, "cancelled")
+            return
+        timeout_ms = invocation.timeout_ms
+        deadline = _wire.deadline_in_id(invocation.id, message.timestamp / 1e9)
+        if deadline is None and timeout_ms is None and procedure.stale_after is None:
+            expires, stale = None, ""  # nothing can make it stale: no clock read
+        else:
+            expires, stale = _deadline.judge(
+                message.timestamp, timeout_ms, procedure.stale_after, time.time(), deadline
+            )
+        if stale:  # its caller has given up: finished unrun, counted, logged once
+            self._drop_stale(procedure, invocation, message, expires, stale)
             return
         # A task each, with its own copy of the context: procedures may use asyncio.timeout(),
         # current_task() and context variables as in any other task.
@@ -175,6 +196,41 @@ class Running:
             tasks[task] = message
             task.add_done_callback(tasks.pop)  # only this removes it: dict.pop, no Python frame
 
+    def _drop_stale(
+        self, procedure: Procedure, invocation: _wire.Invocation, message: Message, expires: float | None, stale: str
+    ) -> None:
+        """Finished unrun, counted, logged once: its caller has given up (or will have, by its start)."""
+        self.stale[procedure.uri] = self.stale.get(procedure.uri, 0) + 1
+        if expires is not None and time.time() - expires <= NOTICE_WITHIN:
+            # past the caller's own deadline, just: it is still finding out why it got no
+            # reply, so say it (the reply finishes the message); later, or for a stale_after
+            # drop (a 0.7.0 caller), nobody listens and a reply would only litter nsqd
+            notice = f"{procedure.uri}: dropped unrun by the service, {stale}"
+            self._reply(message, invocation, True, _wire.error_payload(_wire.EXPIRED_NOTICE, [notice]))
+        else:
+            message.finish()
+        logger.warning(
+            "dropped a stale invocation of %s unrun: %s (call %s)",
+            procedure.uri,
+            stale,
+            invocation.id,
+            extra={"invocation_id": invocation.id, "uri": procedure.uri},
+        )
+        if self.observer is not None:
+            self.observer.dropped(procedure, "expired" if "deadline" in stale else "stale")
+
+    def _started_late(
+        self, procedure: Procedure, invocation: _wire.Invocation, message: Message, deadline: float
+    ) -> bool:
+        """Judged in time, its task began past the deadline (a busy loop between the two): dropped
+        unrun all the same, so that no procedure starts after its caller gave up."""
+        now = time.time()
+        if now <= deadline:
+            return False
+        stale = f"its task began {1000 * (now - deadline):.0f} ms past its caller's deadline"
+        self._drop_stale(procedure, invocation, message, deadline, stale)
+        return True
+
     async def _observed(
         self,
         observer: InvocationObserver,
@@ -184,6 +240,8 @@ class Running:
         deadline: float | None,
     ) -> None:
         """``_invoke`` told to the observer: only a service served with metrics runs this frame."""
+        if deadline is not None and self._started_late(procedure, invocation, message, deadline):
+            return
         started = observer.started(procedure)
         try:
             error = await self._invoke(procedure, invocation, message, deadline)
@@ -201,6 +259,8 @@ class Running:
     ) -> str | None:
         """Run it and reply; returns the name of the error it was answered with (None: a result)."""
         if deadline is not None:  # this task's own context: the procedure's calls inherit the rest
+            if self._started_late(procedure, invocation, message, deadline):
+                return None
             _budget.set(deadline)
         _enter_call((procedure, invocation, message, deadline))  # current_call()
         signature = procedure.signature
@@ -254,8 +314,8 @@ class Running:
             )
             logger.error("%s", payload["message"][0], extra={"invocation_id": invocation.id})
             body = _wire.encode_reply(invocation.id, True, payload)
-        if not self.open:
-            message.finish()
+        if not self.open or (self.cancelled and invocation.id in self.cancelled):
+            message.finish()  # stopped, or its caller has gone: a reply would stay in nsqd unread
             return
         # Back to the nsqd the invocation came from: a caller that knows only that nsqd reads its
         # replies there, and a reply sent elsewhere would land in a topic nobody reads.

@@ -37,5 +37,6 @@ class InvocationObserver(Protocol):
         ...
 
     def dropped(self, procedure: Procedure, reason: str) -> None:
-        """It was finished unrun: ``expired`` (past its caller's deadline), ``stale`` or ``malformed``."""
+        """It was finished unrun: ``expired`` (past its caller's deadline), ``cancelled``, ``stale``,
+        or ``malformed``."""
         ...

@@ -27,6 +27,7 @@ from .._wire.checks import check_count, check_timeout
 from .._wire.errors import invalid_argument, rpc_error, session_state_error
 from .._wire.validation import Signature, inspect_procedure
 from .invocations import Running
+from .janitor import DEFAULT_JANITOR_INTERVAL, ReplyJanitor
 from .observer import InvocationObserver
 from .procedure import DISCOVERY_VERSION, Procedure, ServiceOptions, check_same, error_classes
 from .process import serve_configured
@@ -82,6 +83,10 @@ class Service:
         self._running: Running | None = None
         # told of every invocation when set before start() (metrics, ``observer.py``); None: no cost
         self.observer: InvocationObserver | None = None
+        # seconds between two reads of /stats for reply topics whose caller has gone (janitor.py);
+        # None: no janitor. Set before start().
+        self.reply_janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL
+        self._janitor: ReplyJanitor | None = None
 
     # -- registry --------------------------------------------------------------------------------
 
@@ -269,6 +274,17 @@ class Service:
         await session.join()
         running = self._running = Running(session, asyncio.get_running_loop(), observer=self.observer)
         try:
+            # cancels first, so that a backlog of them is read before the invocations they name
+            running.consumers.append(
+                await session.broker.subscribe(
+                    _wire.CANCEL_TOPIC,
+                    _wire.channel_name(session.id),
+                    running.on_cancel,
+                    max_in_flight=200,
+                    low_latency=True,
+                    advertise=_ADVERTISED,
+                )
+            )
             for procedure in self.procedures.values():
                 running.consumers.append(
                     await session.broker.subscribe(
@@ -289,6 +305,8 @@ class Service:
         running.keep_alive()
         # in the background: an nsqd whose HTTP port does not answer must not hold the start up
         running.limit_task = asyncio.ensure_future(running.learn_reply_limit())
+        if self.reply_janitor_interval is not None:
+            self._janitor = ReplyJanitor(session, self.reply_janitor_interval)
         logger.info(
             "serving %s on %s (session %s)", ", ".join(self.procedures), ", ".join(session.addresses), session.id
         )
@@ -350,6 +368,9 @@ class Service:
             running.toucher.cancel()
         if running.limit_task is not None:
             running.limit_task.cancel()
+        janitor, self._janitor = self._janitor, None
+        if janitor is not None:
+            await janitor.close()
         try:
             await asyncio.gather(*(c.stop_receiving() for c in running.consumers), return_exceptions=True)
             if running.tasks:

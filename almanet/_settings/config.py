@@ -51,7 +51,7 @@ class Key:
     default: Any
     field: str
     help: str
-    env: str | None = None  # only addresses differ between machines of one deployment
+    env: str | None = None  # addresses differ between machines; liveness between networks
 
     @property
     def section(self) -> str:
@@ -80,6 +80,31 @@ TABLE: tuple[Key, ...] = (
     Key("rpc.fail_fast", "bool", True, "fail_fast", "a call nothing serves fails at once"),
     Key("serve.http", "address", None, "serve_http", "health and metrics endpoint of `almanet serve` (off: none)"),
     Key("log.format", "log_format", "text", "log_format", "log lines of `almanet serve`: text or json"),
+    # liveness (docs/reliability.md): how fast a frozen or unreachable nsqd is left
+    Key(
+        "liveness.heartbeat",
+        "seconds",
+        30.0,
+        "heartbeat",
+        "seconds between nsqd's heartbeats (1-60)",
+        "ALMANET_HEARTBEAT",
+    ),
+    Key(
+        "liveness.silent_after",
+        "seconds",
+        None,
+        "silent_after",
+        "seconds of silence after which an nsqd connection is dropped (default: 2 heartbeats + 1)",
+        "ALMANET_SILENT_AFTER",
+    ),
+    Key(
+        "liveness.ack_timeout",
+        "seconds",
+        1.0,
+        "ack_timeout",
+        "seconds a publish may wait for nsqd's OK before it goes to another nsqd",
+        "ALMANET_ACK_TIMEOUT",
+    ),
 )
 _BY_NAME: dict[str, Key] = {key.name: key for key in TABLE}
 KEYS: tuple[str, ...] = tuple(_BY_NAME)
@@ -117,6 +142,9 @@ class Settings:
     fail_fast: bool = True  # refuse at once a call nothing serves (almanet.new_session's fail_fast)
     serve_http: str | None = None  # host:port of /healthz, /readyz, /metrics (almanet serve --http)
     log_format: str = "text"  # text | json (almanet serve --log-format)
+    heartbeat: float = 30.0  # liveness.*: ConnectionOptions' heartbeat_interval_ms, silent_after, ack_timeout
+    silent_after: float | None = None
+    ack_timeout: float = 1.0
     config_file: Path | None = dataclasses.field(default=None, compare=False)
     sources: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), compare=False, hash=False
@@ -187,6 +215,11 @@ def _addresses(value: Any, raw: Raw, key: str) -> tuple[str, ...]:
 
 
 def _seconds(value: Any, raw: Raw, key: str) -> float:
+    if isinstance(value, str) and raw.source.startswith("env:"):  # the environment has only strings
+        try:
+            value = float(value)
+        except ValueError:
+            raise config_error(f"{raw.where}: {key} must be a number of seconds, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise config_error(f"{raw.where}: {key} must be a number of seconds, got {value!r}")
     if not 0 < value <= MAX_TIMEOUT:
@@ -297,9 +330,27 @@ def load_settings(
         sources[key] = raw.source
 
     _fill_addresses(values, sources, raws)
+    _check_liveness(values, raws)
     if values["tls.key_file"] is not None and values["tls.cert_file"] is None:
         raise config_error(f"{raws['tls.key_file'].where}: tls.key_file needs tls.cert_file; set both")
     return _build(values, config_file=config_file, sources=MappingProxyType(sources))
+
+
+def _check_liveness(values: Mapping[str, Any], raws: Mapping[str, Raw]) -> None:
+    """What nsqd accepts, and a silence bound an idle but healthy connection cannot reach."""
+    heartbeat, silent_after = values["liveness.heartbeat"], values["liveness.silent_after"]
+    if not 1 <= heartbeat <= 60:
+        where = raws["liveness.heartbeat"].where
+        raise config_error(
+            f"{where}: liveness.heartbeat must be between 1 and 60 seconds (nsqd's --max-heartbeat-interval),"
+            f" got {heartbeat:g}"
+        )
+    if silent_after is not None and silent_after <= heartbeat:
+        where = raws["liveness.silent_after"].where
+        raise config_error(
+            f"{where}: liveness.silent_after ({silent_after:g} s) must be longer than liveness.heartbeat"
+            f" ({heartbeat:g} s), or an idle connection is dropped between two heartbeats"
+        )
 
 
 def _fill_addresses(values: dict[str, Any], sources: dict[str, str], raws: Mapping[str, Raw]) -> None:

@@ -16,7 +16,7 @@ __all__ = ["connection_options", "serve_addresses", "session_options"]
 
 
 def connection_options(settings: Settings) -> ConnectionOptions:
-    """The one place settings become connection options: connect timeout, TLS and AUTH."""
+    """The one place settings become connection options: timeouts, liveness, TLS and AUTH."""
     tls = None
     if settings.tls.enabled:
 
@@ -29,7 +29,14 @@ def connection_options(settings: Settings) -> ConnectionOptions:
             key_file=text(settings.tls.key_file),
             verify=settings.tls.verify,
         )
-    return ConnectionOptions(connect_timeout=settings.connect_timeout, tls=tls, auth_secret=settings.auth_secret)
+    return ConnectionOptions(
+        connect_timeout=settings.connect_timeout,
+        tls=tls,
+        auth_secret=settings.auth_secret,
+        heartbeat_interval_ms=round(settings.heartbeat * 1000),
+        silent_after=settings.silent_after,
+        ack_timeout=settings.ack_timeout,
+    )
 
 
 def session_options(settings: Settings) -> dict[str, Any]:

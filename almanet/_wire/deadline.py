@@ -42,38 +42,42 @@ def check_stale_after(value: float | None) -> float | None:
     return float(value)
 
 
-def expiry(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None) -> tuple[float | None, Why]:
+def expiry(
+    timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, deadline: float | None = None
+) -> tuple[float | None, Why]:
     """The wall-clock time after which an invocation must not start, and which rule set it.
 
-    The caller's own deadline (``timeout_ms`` after nsqd accepted the message) wins; without one
-    (a 0.7.0 caller, or a caller that could not be sure every instance understands it), the
-    procedure's ``stale_after`` does; with neither, it never expires.
+    The caller's own deadline wins: the earlier of ``timeout_ms`` after nsqd accepted the message
+    and the ``deadline`` its call id carries (its caller's clock), so that neither a message nsqd
+    stamped late nor a caller's clock ahead of nsqd's makes a call start late. Without one (a
+    0.7.0 caller), the procedure's ``stale_after`` does; with neither, it never expires.
     """
     sent = timestamp_ns / 1e9
     if timeout_ms is not None:
-        return sent + timeout_ms / 1000, "deadline"
+        relative = sent + timeout_ms / 1000
+        return (relative if deadline is None or relative < deadline else deadline), "deadline"
+    if deadline is not None:
+        return deadline, "deadline"
     if stale_after is not None:
         return sent + stale_after, "stale_after"
     return None, ""
 
 
-def judge(timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, now: float) -> tuple[float | None, str]:
+def judge(
+    timestamp_ns: int, timeout_ms: int | None, stale_after: float | None, now: float, deadline: float | None = None
+) -> tuple[float | None, str]:
     """(the budget to run it with, why it is stale): a service's verdict on one invocation.
 
     The budget is the caller's deadline (None without one); the reason is "" for a fresh
     invocation, else a phrase for the log line: its age and the rule it broke.
     """
-    if timeout_ms is not None:  # the common case first, without expiry()'s call and tuple
-        budget = timestamp_ns / 1e9 + timeout_ms / 1000
-        if now <= budget:
-            return budget, ""
-    expires, rule = expiry(timestamp_ns, timeout_ms, stale_after)
+    expires, rule = expiry(timestamp_ns, timeout_ms, stale_after, deadline)
     cap = expires if rule == "deadline" else None
     if expires is None or now <= expires:
         return cap, ""
     age = now - timestamp_ns / 1e9
     broke = (
-        f"past its caller's deadline ({timeout_ms} ms)"
+        f"past its caller's deadline ({1000 * (now - expires):.0f} ms ago)"
         if rule == "deadline"
         else f"older than stale_after={stale_after:g}s"
     )

@@ -6,7 +6,6 @@ this module is its executable form.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,8 +14,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from .._nsq.names import EPHEMERAL_SUFFIX, check_name
+from .ids import IdSequence, deadline_in_id
 
 __all__ = [
+    "CANCEL_TOPIC",
     "CLIENT_DISCOVERY_URI",
     "DEADLINE_AGENT",
     "DEFAULT_CHANNEL",
@@ -35,10 +36,12 @@ __all__ = [
     "channel_name",
     "check_uri",
     "deadline_in_id",
+    "decode_cancel",
     "decode_discovery",
     "decode_invocation",
     "decode_reply",
     "describe_uri",
+    "encode_cancel",
     "encode_invocation",
     "encode_json",
     "encode_reply",
@@ -46,6 +49,7 @@ __all__ = [
     "fields_of_error",
     "is_expired_notice",
     "is_internal_topic",
+    "is_reply_topic",
     "new_id",
     "parse_error_payload",
     "reply_topic",
@@ -58,6 +62,9 @@ CLIENT_DISCOVERY_URI = "_api_schema_.client"
 DEFAULT_CHANNEL = "RPC"
 REPLY_PREFIX = RPC_PREFIX + "_reply_."
 REPLY_CHANNEL = "rpc-recipient" + EPHEMERAL_SUFFIX
+# Where callers say which calls they gave up on; every almanet service instance reads it on a
+# channel of its own. Not ephemeral: cancels published while no instance is up wait for one.
+CANCEL_TOPIC = RPC_PREFIX + "_cancel_"
 _URI = re.compile(r"[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*")
 _INVOCATION_KEYS = frozenset({"id", "caller_id", "payload", "reply_topic"})
 # The deadline extension (docs/protocol.md §3, "Deadlines"): the caller's remaining timeout in ms,
@@ -83,44 +90,6 @@ class WireError(ValueError):
 def new_id() -> str:
     """32 random lowercase hex digits, the shape of 0.7.0's ``uuid4().hex``: session ids."""
     return os.urandom(16).hex()
-
-
-# A call id that carries the caller's timeout (docs/protocol.md, "Deadlines"): the shape of a
-# UUIDv8 in hex, ``TTTTTTTT RRRR 8 a1d 8 RRRRRR CCCCCCCCC`` — T the timeout in ms (32 bits, counted
-# from nsqd's timestamp like ``timeout_ms``), R random per session, C a counter; "8a1d8" (version
-# 8, the mark, variant) tells it from 0.7.0's uuid4 ids, whose 13th digit is always 4. A 0.7.0
-# service copies the id into its reply unread, so every caller can send its deadline this way.
-_DEADLINE_ID = re.compile(r"[0-9a-f]{12}8a1d8[0-9a-f]{15}")
-_MAX_ID_TIMEOUT_MS = 0xFFFFFFFF
-
-
-class IdSequence:
-    """Call ids: per session random bits and a counter, as 32 lowercase hex digits.
-
-    Unique within the session by the counter, across sessions by the random bits, and free of the
-    ``getrandom`` system call that a random id per call costs (a tenth of a caller's CPU at load).
-    """
-
-    __slots__ = ("_counter", "_head", "_tail")
-
-    def __init__(self) -> None:
-        random = os.urandom(5).hex()
-        self._head, self._tail = random[:4], random[4:]
-        self._counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-    def next(self, timeout_ms: int | None = None) -> str:
-        """The next id, carrying ``timeout_ms`` (None: an id that carries no deadline)."""
-        count = next(self._counter) & 0xFFFFFFFFF
-        if timeout_ms is None:  # a uuid4's version digit: never read as a deadline
-            return f"00000000{self._head}4a1d8{self._tail}{count:09x}"
-        return f"{min(timeout_ms, _MAX_ID_TIMEOUT_MS):08x}{self._head}8a1d8{self._tail}{count:09x}"
-
-
-def deadline_in_id(call_id: str) -> int | None:
-    """The timeout in ms that an almanet caller put in its call id; None for any other id."""
-    if _DEADLINE_ID.fullmatch(call_id) is None:
-        return None
-    return int(call_id[:8], 16)
 
 
 def check_uri(uri: str) -> str:
@@ -156,8 +125,26 @@ def reply_topic(session_id: str) -> str:
 
 
 def is_internal_topic(topic: str) -> bool:
-    """An RPC topic that is no procedure: a reply topic or a discovery (``_api_schema_``) topic."""
-    return topic.startswith((REPLY_PREFIX, RPC_PREFIX + DESCRIBE_PREFIX))
+    """An RPC topic that is no procedure: a reply, discovery (``_api_schema_``) or cancel topic."""
+    return topic.startswith((REPLY_PREFIX, RPC_PREFIX + DESCRIBE_PREFIX, CANCEL_TOPIC))
+
+
+def is_reply_topic(topic: str) -> bool:
+    """A caller's reply topic, ours (``#ephemeral``) or 0.7.0's."""
+    return topic.startswith(REPLY_PREFIX)
+
+
+def encode_cancel(caller_id: str, call_ids: list[str]) -> bytes:
+    """A caller gave up on these calls: services drop them unrun (docs/protocol.md, "Cancels")."""
+    return _dumps({"caller_id": caller_id, "cancel": call_ids})
+
+
+def decode_cancel(body: bytes) -> list[str]:
+    value = _loads_object(body, "cancel")
+    ids = value.get("cancel")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise WireError("a cancel's 'cancel' must be a list of call id strings")
+    return ids
 
 
 class Invocation(NamedTuple):
@@ -258,8 +245,6 @@ def decode_invocation(body: bytes, known_reply_topics: set[str] | None = None) -
     call_id, caller_id, reply_to = value["id"], value["caller_id"], value["reply_topic"]
     if not (isinstance(call_id, str) and isinstance(caller_id, str) and isinstance(reply_to, str)):
         raise WireError("invocation id, caller_id and reply_topic must be strings")
-    if timeout_ms is None:  # a caller that could not send the key still put it in the id
-        timeout_ms = deadline_in_id(call_id)
     if known_reply_topics is None or reply_to not in known_reply_topics:
         try:
             check_name(reply_to, "reply topic")

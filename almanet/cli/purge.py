@@ -1,5 +1,7 @@
 """``almanet purge URI`` / ``almanet purge --stale``: drop invocations nobody will answer in time.
 
+``--stale`` also deletes reply topics that hold replies nobody reads (a gone caller's: ours
+with no channel, 0.7.0's with a channel no client is on) and an unread cancel topic.
 Through nsqd's HTTP API, on every nsqd (nsq.nsqd_http, or those nsqlookupd lists): a topic with no
 subscriber on an nsqd is deleted there (with any channel a gone 0.7.0 instance left); on a topic
 that is served, the waiting invocations are emptied out of it and its live channels, and channels
@@ -25,7 +27,8 @@ def register(app: typer.Typer) -> None:
         short_help="Drop the invocations waiting for a procedure (or for every unserved one).",
         help=(
             "Drop what waits in nsqd for URI (or, with --stale, for every RPC topic that has a backlog and no"
-            " subscriber), through nsqd's HTTP API on every nsqd: a topic nobody subscribes to is deleted, a"
+            " subscriber, and reply topics whose caller has gone), through nsqd's HTTP API on every nsqd:"
+            " a topic nobody subscribes to is deleted, a"
             " served one is emptied. Shows the plan and asks first unless --yes."
             " Exit codes: 0 done (or nothing to do, or declined), 2 bad input or no answer to the question,"
             " 4 an nsqd HTTP API unavailable."
@@ -58,7 +61,9 @@ def _plan_topic(entry: dict[str, Any], stale_only: bool) -> list[tuple[str, str 
 async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, str, str | None, int]], list[str]]:
     """Every step on every nsqd: (nsqd http, topic, action, channel, messages dropped), and errors."""
     from almanet._nsq.http import request_json
-    from almanet._wire.protocol import RPC_PREFIX, is_internal_topic
+    from almanet._wire.protocol import CANCEL_TOPIC, REPLY_PREFIX, RPC_PREFIX, is_internal_topic
+
+    _LEFTOVERS = (REPLY_PREFIX, CANCEL_TOPIC)
 
     from .services import nsqd_http_addresses, read_every
 
@@ -72,7 +77,11 @@ async def _plan(settings: Any, uri: str | None) -> tuple[list[tuple[str, str, st
     for address, result in found.items():
         for entry in result.get("topics") or []:
             topic = entry.get("topic_name") or ""
-            if not topic.startswith(RPC_PREFIX) or is_internal_topic(topic):
+            if not topic.startswith(RPC_PREFIX):
+                continue
+            # --stale also takes replies nobody will read (a gone caller's reply topic) and cancels
+            # no service reads; discovery topics, and internal topics named as a URI, are never purged
+            if is_internal_topic(topic) and (uri is not None or not topic.startswith(_LEFTOVERS)):
                 continue
             if uri is not None and topic != RPC_PREFIX + uri:
                 continue

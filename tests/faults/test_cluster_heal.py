@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import almanet
 from almanet._nsq.options import ConnectionOptions
+from almanet._settings.config import load_settings
+from almanet._settings.configure import session_options
 from tests.integration._aio import joined, run, serving, wait_for_async
 from tests.support.nsqproc import NsqdProcess
 
@@ -127,3 +130,40 @@ def test_a_subscription_on_a_silent_nsqd_is_treated_as_dead(
                 await message.commit()
 
     run(scenario(), timeout=60)
+
+
+def test_the_liveness_settings_drop_a_frozen_nsqd_within_their_bound(
+    fresh_nsqd: NsqdProcess, unique_name: Callable[..., str], tmp_path: Path
+) -> None:
+    """``[liveness]`` from the environment, as `almanet serve` reads it: heartbeat 4 s would drop
+    a silent connection after 9 s (two heartbeats + 1); silent_after = 4.5 drops it sooner."""
+    nsqd = fresh_nsqd
+    topic = unique_name("live")
+    env = {
+        "HOME": str(tmp_path),
+        "ALMANET_NSQD": nsqd.tcp_address,
+        "ALMANET_HEARTBEAT": "4",
+        "ALMANET_SILENT_AFTER": "4.5",
+    }
+    options = session_options(load_settings(env=env, cwd=tmp_path))
+
+    async def scenario() -> float:
+        async with almanet.new_session(nsqd.tcp_address, **options) as session:
+            subscription = session.consume(topic, "c")
+            async with subscription:
+                consumer = subscription._consumer
+                assert consumer is not None and consumer.connected == 1
+                loop = asyncio.get_running_loop()
+                nsqd.freeze()
+                frozen_at = loop.time()
+                try:
+                    await wait_for_async(lambda: consumer.connected == 0, 30, message="a silent nsqd was not dropped")
+                    dropped_after = loop.time() - frozen_at
+                finally:
+                    nsqd.thaw()
+                await wait_for_async(lambda: consumer.connected == 1, 20, message="no resubscription")
+                return dropped_after
+
+    dropped_after = run(scenario(), timeout=60)
+    # not before the bound (a healthy idle connection is kept), well before the derived 9 s
+    assert 4.4 <= dropped_after < 8.5, dropped_after

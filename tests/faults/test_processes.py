@@ -147,9 +147,11 @@ def test_nsqd_kill_9_and_restart_loses_no_acknowledged_message(
                     live = nsqd.channel_stats(topic, "live")
                     missing = sorted(acknowledged - seen)
                     raise AssertionError(f"{exc}: missing {missing[:10]} of {len(acknowledged)}; {live}") from None
+                killed_pid = nsqd.pid
                 await asyncio.to_thread(nsqd.kill)
                 running.set()  # publishing fails until nsqd is back, and goes on by itself then
                 await asyncio.to_thread(nsqd.restart)
+                assert nsqd.pid != killed_pid
                 after = len(acknowledged)
                 await wait_for_async(lambda: len(acknowledged) >= after + 100, 60, message="producer did not recover")
                 done.set()
@@ -169,5 +171,6 @@ def test_nsqd_kill_9_and_restart_loses_no_acknowledged_message(
                 await asyncio.gather(consumer, producer, return_exceptions=True)
 
     run(scenario(), timeout=240)
+    # every one of the 100 messages acknowledged after the restart came from the new nsqd process
+    # (whether a produce failed while it was down depends on when the producer's task ran: not asserted)
     assert acknowledged - seen == set()
-    assert failures, "nsqd was down, yet no produce failed: the test did not test a restart"

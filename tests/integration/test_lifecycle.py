@@ -64,15 +64,21 @@ def test_nothing_of_a_session_or_service_stays_in_nsqd(
     run(scenario())
 
     reply_topic = f"_rpc_._reply_.{ids['caller']}#ephemeral"
-    # left behind by design: the non-ephemeral topics of the procedure and of discovery, with no
-    # channel (nsqd never deletes a topic by itself; their channels were ephemeral and are gone)
-    expected = {f"_rpc_.{uri}": [], "_rpc_._api_schema_.client": [], f"_rpc_._api_schema_.{uri}.RPC": []}
+    # left behind by design: the non-ephemeral topics of the procedure, of discovery and of cancels
+    # (one per bus), with no channel (nsqd never deletes a topic by itself; the channels were
+    # ephemeral and are gone)
+    expected = {
+        f"_rpc_.{uri}": [],
+        "_rpc_._api_schema_.client": [],
+        f"_rpc_._api_schema_.{uri}.RPC": [],
+        "_rpc_._cancel_": [],
+    }
 
     def settled() -> bool:
         return nsqd.topics() == expected
 
     try:
-        wait_until(settled, timeout=5, message="only the procedure and discovery topics remain")
+        wait_until(settled, timeout=5, message="only the procedure, discovery and cancel topics remain")
     except AssertionError:
         raise AssertionError(f"nsqd still has {nsqd.topics()}; expected {expected}") from None
     topics = nsqd.topics()

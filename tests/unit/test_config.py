@@ -236,6 +236,11 @@ http = "127.0.0.1:9100"
 
 [log]
 format = "json"
+
+[liveness]
+heartbeat = 5
+silent_after = 12
+ack_timeout = 0.5
 """
 
 
@@ -251,6 +256,7 @@ def test_file_values_and_provenance(env: dict[str, str], cwd: Path) -> None:
     assert settings.auth_secret == "s3cret"
     assert settings.fail_fast is False
     assert settings.serve_http == "127.0.0.1:9100" and settings.log_format == "json"
+    assert (settings.heartbeat, settings.silent_after, settings.ack_timeout) == (5.0, 12.0, 0.5)
     expected = dict.fromkeys(KEYS, f"file:{path}")
     for key in ("tls.ca_file", "tls.cert_file", "tls.key_file"):
         expected[key] = "default"
@@ -610,3 +616,72 @@ def test_serve_http_and_log_format_are_checked(env: dict[str, str], cwd: Path) -
     write(path, '[log]\nformat = "yaml"\n')
     with pytest.raises(config_error, match=r'log.format must be "text" or "json", got .yaml.'):
         load_settings(path, env=env, cwd=cwd)
+
+
+# --------------------------------------------------------------------------- liveness
+
+
+def test_liveness_from_file_env_and_defaults_reach_the_connection_options(env: dict[str, str], cwd: Path) -> None:
+    from almanet._settings.configure import connection_options
+
+    defaults = connection_options(load_settings(env=env, cwd=cwd))
+    assert (defaults.heartbeat_interval_ms, defaults.silent_after, defaults.ack_timeout) == (30_000, None, 1.0)
+    assert defaults.read_timeout == 61  # two missed heartbeats and a second
+    path = write(cwd / "almanet.toml", "[liveness]\nheartbeat = 2\nsilent_after = 3.5\nack_timeout = 0.25\n")
+    settings = load_settings(path, env=env, cwd=cwd)
+    assert settings.sources["liveness.heartbeat"] == f"file:{path}"
+    options = connection_options(settings)
+    assert (options.heartbeat_interval_ms, options.read_timeout, options.ack_timeout) == (2000, 3.5, 0.25)
+    # the environment wins over the file, and its strings are numbers
+    settings = load_settings(path, env={**env, "ALMANET_HEARTBEAT": "1.5", "ALMANET_ACK_TIMEOUT": "0.5"}, cwd=cwd)
+    assert (settings.heartbeat, settings.ack_timeout, settings.silent_after) == (1.5, 0.5, 3.5)
+    assert settings.sources["liveness.heartbeat"] == "env:ALMANET_HEARTBEAT"
+    assert connection_options(settings).heartbeat_interval_ms == 1500
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"ALMANET_HEARTBEAT": "0.5"}, r"liveness.heartbeat must be between 1 and 60 seconds .*got 0.5"),
+        ({"ALMANET_HEARTBEAT": "61"}, r"max-heartbeat-interval"),
+        ({"ALMANET_HEARTBEAT": "fast"}, r"\$ALMANET_HEARTBEAT: liveness.heartbeat must be a number of seconds"),
+        ({"ALMANET_HEARTBEAT": "nan"}, r"positive number of seconds"),
+        ({"ALMANET_ACK_TIMEOUT": "-1"}, r"liveness.ack_timeout must be a positive number"),
+        (
+            {"ALMANET_HEARTBEAT": "5", "ALMANET_SILENT_AFTER": "5"},
+            r"liveness.silent_after \(5 s\) must be longer than liveness.heartbeat \(5 s\)",
+        ),
+    ],
+)
+def test_liveness_values_are_checked(env: dict[str, str], cwd: Path, extra: dict[str, str], fragment: str) -> None:
+    with pytest.raises(config_error, match=fragment):
+        load_settings(env={**env, **extra}, cwd=cwd)
+
+
+def test_liveness_keywords_of_a_session_are_checked_and_applied() -> None:
+    import almanet
+    from almanet._nsq.options import ConnectionOptions
+    from almanet._wire.errors import invalid_argument
+
+    session = almanet.new_session("127.0.0.1:1", heartbeat=2, silent_after=4.5, ack_timeout=0.2)
+    options = session.broker.options
+    assert (options.heartbeat_interval_ms, options.read_timeout, options.ack_timeout) == (2000, 4.5, 0.2)
+    # given with options, the keywords replace only what they name
+    base = ConnectionOptions(connect_timeout=1.5)
+    options = almanet.new_session("127.0.0.1:1", options=base, heartbeat=3).broker.options
+    assert (options.connect_timeout, options.heartbeat_interval_ms) == (1.5, 3000)
+    with pytest.raises(invalid_argument, match="longer than the heartbeat interval"):
+        almanet.new_session("127.0.0.1:1", heartbeat=5, silent_after=2)
+    with pytest.raises(invalid_argument, match=r"heartbeat_interval_ms must be -1 \(off\) or between 1000 and 60000"):
+        almanet.new_session("127.0.0.1:1", heartbeat=120)
+    with pytest.raises(invalid_argument, match="ack_timeout"):
+        almanet.new_session("127.0.0.1:1", ack_timeout=float("nan"))
+
+
+def test_a_producer_takes_its_ack_bound_from_the_options() -> None:
+    from almanet._nsq.options import ConnectionOptions
+    from almanet._nsq.producer import Producer
+
+    assert Producer(["127.0.0.1:1"]).ack_timeout == 1.0
+    assert Producer(["127.0.0.1:1"], ConnectionOptions(ack_timeout=0.3)).ack_timeout == 0.3
+    assert Producer(["127.0.0.1:1"], ConnectionOptions(ack_timeout=0.3), ack_timeout=2).ack_timeout == 2

@@ -22,6 +22,18 @@ def test_the_callers_deadline_wins_over_stale_after() -> None:
     assert _deadline.expiry(SENT_NS, 0, None) == (1_700_000_000.0, "deadline")
 
 
+def test_the_earlier_of_the_id_deadline_and_the_key_wins() -> None:
+    # nsqd stamped the message late (a frozen nsqd took it when it thawed): the id's deadline holds
+    assert _deadline.expiry(SENT_NS, 1500, 60.0, 1_699_999_999.0) == (1_699_999_999.0, "deadline")
+    # a caller's clock ahead of nsqd's: the key, counted from nsqd's stamp, holds
+    assert _deadline.expiry(SENT_NS, 1500, 60.0, 1_700_000_009.0) == (1_700_000_001.5, "deadline")
+    # a plain invocation (no key) from an almanet caller: the id's alone, stale_after ignored
+    assert _deadline.expiry(SENT_NS, None, 60.0, 1_700_000_002.0) == (1_700_000_002.0, "deadline")
+    budget, why = _deadline.judge(SENT_NS, None, 60.0, 1_700_000_002.5, 1_700_000_002.0)
+    assert budget == 1_700_000_002.0 and why == "it waited 2.5s in nsqd, past its caller's deadline (500 ms ago)"
+    assert _deadline.judge(SENT_NS, None, 60.0, 1_700_000_001.0, 1_700_000_002.0) == (1_700_000_002.0, "")
+
+
 @pytest.mark.parametrize(("value", "stored"), [(None, None), (0, None), (60, 60.0), (0.5, 0.5)])
 def test_stale_after_values(value: float | None, stored: float | None) -> None:
     assert _deadline.check_stale_after(value) == stored

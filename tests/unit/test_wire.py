@@ -273,37 +273,46 @@ def test_new_id_is_32_hex_and_unique() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
-def test_call_ids_are_32_hex_unique_and_carry_the_callers_timeout() -> None:
+def test_call_ids_are_32_hex_unique_and_carry_the_callers_deadline() -> None:
     first, second = _wire.IdSequence(), _wire.IdSequence()
-    ids = [first.next(1500) for _ in range(1000)]
+    deadline_ms = 1_800_000_001_500  # 2027-01-15, POSIX ms
+    ids = [first.next(deadline_ms) for _ in range(1000)]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
     assert len(set(ids)) == 1000
-    assert {_wire.deadline_in_id(i) for i in ids} == {1500}
+    # read back near nsqd's timestamp of the message: a second before, or a day after
+    assert {_wire.deadline_in_id(i, 1_800_000_000.5) for i in ids} == {1_800_000_001.5}
+    assert _wire.deadline_in_id(ids[0], 1_800_086_400.0) == 1_800_000_001.5
     # the per-session random bits (40 of them) set two sessions apart
     assert {i[8:12] + i[17:23] for i in ids} == {ids[0][8:12] + ids[0][17:23]}
-    assert second.next(1500)[8:23] != ids[0][8:23]
-    assert _wire.deadline_in_id(first.next(0)) == 0
-    assert _wire.deadline_in_id(first.next(86_400_000)) == 86_400_000
-    assert _wire.deadline_in_id(first.next(2**40)) == 0xFFFFFFFF  # clamped, never wrapped
-    assert _wire.deadline_in_id(first.next()) is None  # an id without a deadline
+    assert second.next(deadline_ms)[8:23] != ids[0][8:23]
+    assert _wire.deadline_in_id(first.next(), 1_800_000_000.0) is None  # an id without a deadline
+
+
+@pytest.mark.parametrize("offset_ms", [-(2**31) + 1, -86_400_000, -1, 0, 1, 86_400_000, 2**31 - 1])
+def test_a_deadline_is_read_in_the_cycle_nearest_the_timestamp(offset_ms: int) -> None:
+    """32 bits of ms wrap every 49.7 days: any deadline within 24.8 days of nsqd's stamp reads back."""
+    for near_ms in (0x1_0000_0000 * 420 - 5, 0x1_0000_0000 * 420, 0x1_0000_0000 * 420 + 7, 1_765_000_000_123):
+        deadline_ms = near_ms + offset_ms
+        call_id = _wire.IdSequence().next(deadline_ms)
+        assert _wire.deadline_in_id(call_id, near_ms / 1000) == deadline_ms / 1000
 
 
 def test_a_uuid4_or_foreign_id_never_reads_as_a_deadline() -> None:
     # 0.7.0 callers send uuid4().hex: its 13th digit is 4, never the 8 of ours
-    assert all(_wire.deadline_in_id(uuid.uuid4().hex) is None for _ in range(2000))
+    assert all(_wire.deadline_in_id(uuid.uuid4().hex, 1_800_000_000.0) is None for _ in range(2000))
     for foreign in ("", "x" * 32, "0000000000008a1d8" + "Z" * 15, "00000000 0008a1d8" + "0" * 15):
-        assert _wire.deadline_in_id(foreign) is None
+        assert _wire.deadline_in_id(foreign, 1_800_000_000.0) is None
 
 
-def test_the_deadline_travels_in_the_id_of_a_plain_invocation_and_the_key_wins() -> None:
-    call_id = _wire.IdSequence().next(700)
+def test_the_deadline_travels_in_the_id_of_a_plain_invocation() -> None:
+    call_id = _wire.IdSequence().next(1_800_000_000_700)
     plain = _wire.encode_invocation(call_id, "S" * 32, "Aidar", "_rpc_._reply_.S")
     assert set(json.loads(plain)) == {"id", "caller_id", "payload", "reply_topic"}  # what 0.7.0 takes
-    assert _wire.decode_invocation(plain).timeout_ms == 700
+    invocation = _wire.decode_invocation(plain)
+    assert invocation.timeout_ms is None  # only the key is relative; the id is read by the service
+    assert _wire.deadline_in_id(invocation.id, 1_800_000_000.0) == 1_800_000_000.7
     keyed = _wire.encode_invocation(call_id, "S" * 32, "Aidar", "_rpc_._reply_.S", 900)
     assert _wire.decode_invocation(keyed).timeout_ms == 900
-    foreign = _wire.encode_invocation(uuid.uuid4().hex, "S" * 32, "Aidar", "_rpc_._reply_.S")
-    assert _wire.decode_invocation(foreign).timeout_ms is None
 
 
 # -- decode_discovery ---------------------------------------------------------------------------
