@@ -5,7 +5,8 @@
 #   2. a virtualenv in .venv with almanet installed editable plus the `dev` extra;
 #   3. tmux and zsh for the terminal tests, with apt-get, only when missing and run as root;
 #   4. Debian's chromium for the browser tests of `almanet ui` (tests/ui), likewise (otherwise
-#      those tests skip, saying why; in CI they fail).
+#      those tests skip, saying why; in CI they fail);
+#   5. the official AsyncAPI parser (npm, pinned) in .tools/npm for tests/contracts.
 # Each step is skipped when its inputs have not changed, so `make test` stays fast.
 set -euo pipefail
 
@@ -206,9 +207,47 @@ setup_browser() {
     say "browser ready: $(chromium --version 2>/dev/null | head -n1)"
 }
 
+# ---------------------------------------------------------------- AsyncAPI parser (tests/contracts)
+
+# tests/contracts validate `almanet asyncapi`'s documents with the official parser
+# (@asyncapi/parser) and the spec's JSON schema (@asyncapi/specs, with ajv), run by node:
+# scripts/asyncapi/validate.mjs. The versions are pinned in scripts/asyncapi/package-lock.json;
+# `npm ci` installs exactly those into .tools/npm (no install scripts run).
+NPM_DIR="$ROOT/.tools/npm"
+setup_asyncapi_parser() {
+    local src="$ROOT/scripts/asyncapi" want have=""
+    want="$(cat "$src/package.json" "$src/package-lock.json" | cksum)"
+    [ -f "$NPM_DIR/.stamp" ] && have="$(cat "$NPM_DIR/.stamp")"
+    if [ "$want" = "$have" ] && [ -d "$NPM_DIR/node_modules/@asyncapi/parser" ]; then
+        say "AsyncAPI parser up to date in .tools/npm"
+        return
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+            say "warning: node/npm missing (not root or no apt-get): tests/contracts' parser checks skip (fail in CI);"
+            say "  install Node.js >= 18 with npm (apt-get install nodejs npm)"
+            return
+        fi
+        say "installing nodejs and npm with apt-get (for the AsyncAPI parser) ..."
+        local log="${TMPDIR:-/tmp}/almanet-apt-node.log"
+        apt_install "$log" nodejs npm || { tail -n 20 "$log" >&2; die "apt-get install nodejs npm failed; full output in $log"; }
+    fi
+    say "installing @asyncapi/parser (pinned in scripts/asyncapi/package-lock.json) into .tools/npm ..."
+    mkdir -p "$NPM_DIR"
+    cp "$src/package.json" "$src/package-lock.json" "$NPM_DIR/"
+    local log="$NPM_DIR/npm-ci.log"
+    if ! (cd "$NPM_DIR" && npm ci --ignore-scripts --no-audit --no-fund) > "$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "npm ci of the AsyncAPI parser failed (needs the npm registry); full output in $log"
+    fi
+    printf '%s\n' "$want" > "$NPM_DIR/.stamp"
+    say "AsyncAPI parser ready: @asyncapi/parser $(node -p "require('$NPM_DIR/node_modules/@asyncapi/parser/package.json').version")"
+}
+
 setup_tools
 setup_venv
 setup_terminal_tools
 setup_browser
+setup_asyncapi_parser
 # almanet 0.7.0 from PyPI for tests/interop/test_almanet070.py (skips itself when it cannot)
 [ -n "${SKIP_INTEROP:-}" ] || "$ROOT/scripts/setup-interop.sh"

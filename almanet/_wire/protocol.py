@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_CHANNEL",
     "EXPIRED_NOTICE",
     "REPLY_CHANNEL",
+    "REPLY_PREFIX",
     "RPC_PREFIX",
     "TIMEOUT_KEY",
     "TRACE_AGENT",

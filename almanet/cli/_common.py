@@ -16,6 +16,7 @@ import typer
 
 __all__ = [
     "ConfigOption",
+    "DiscoveryTimeoutOption",
     "Exit",
     "JsonOption",
     "NsqdOption",
@@ -25,6 +26,7 @@ __all__ = [
     "exit_on_errors",
     "fail",
     "load",
+    "need_extra",
     "open_session",
     "parse_json_argument",
     "positive",
@@ -49,6 +51,10 @@ class Exit(enum.IntEnum):
     RUNNING = 7
     REPLY_LOST = 8
     EXPIRED = 9
+    # contracts: `asyncapi --check` found a breaking change (or `--drift` differing instances);
+    # `fuzz` found an input that fails
+    CONTRACT_BROKEN = 10
+    FUZZ_FAILED = 11
     INTERRUPTED = 130
 
 
@@ -74,6 +80,10 @@ ConfigOption = Annotated[
 TimeoutOption = Annotated[
     float | None,
     typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for replies.", show_default=False),
+]
+DiscoveryTimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for discovery replies."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="The same as -o json.")]
 NsqdOption = Annotated[
@@ -116,6 +126,16 @@ def load(config: Path | None, nsqd: list[str] | None = None) -> Any:
         return load_settings(config, overrides={"nsq.nsqd": nsqd or None})
     except config_error as exc:
         fail(str(exc), Exit.BAD_INPUT, label="config error")
+
+
+def need_extra(module: str, what: str, extra: str) -> None:
+    """``what`` needs ``module`` from the ``extra`` extra: without it, exit 2 naming the install."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        fail(f"{what} needs {module}, which is not installed: pip install 'almanet[{extra}]'", Exit.BAD_INPUT)
 
 
 def check_uri(uri: str) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from ._common import (
     ConfigOption,
+    DiscoveryTimeoutOption,
     Exit,
     JsonOption,
     NsqdOption,
@@ -103,9 +104,7 @@ def describe(
     uri: UriArgument,
     output: OutputOption = Output.auto,
     as_json: JsonOption = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for discovery replies.")
-    ] = DEFAULT_DISCOVERY_TIMEOUT,
+    timeout: DiscoveryTimeoutOption = DEFAULT_DISCOVERY_TIMEOUT,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from ._common import (
     ConfigOption,
+    DiscoveryTimeoutOption,
     Exit,
     JsonOption,
     NsqdOption,
@@ -282,9 +283,7 @@ def render(report: dict[str, Any]) -> None:
 def services(
     output: OutputOption = Output.auto,
     as_json: JsonOption = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for discovery replies.")
-    ] = DEFAULT_DISCOVERY_TIMEOUT,
+    timeout: DiscoveryTimeoutOption = DEFAULT_DISCOVERY_TIMEOUT,
     config: ConfigOption = None,
     nsqd: NsqdOption = None,
 ) -> None:

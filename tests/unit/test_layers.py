@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2] / "almanet"
 PACKAGE_RANKS: dict[str, int] = {
     "almanet._wire": 0,  # L0 pure: message shapes, validation, errors, argument rules
     "almanet._settings": 0,  # "beside": settings, pure
+    "almanet._contracts": 0,  # "beside": AsyncAPI documents, compatibility, stubs, pure
     "almanet._broker": 3,  # L3 the broker: connections, nsqd /stats
     "almanet._calling": 4,  # L4 the caller's side: session facade, calls, deadlines, consume
     "almanet._serving": 5,  # L5 the serving side: registry, invocations, serve loop
@@ -59,7 +60,7 @@ CLI_RANK = 7
 # at most this many private modules directly in almanet/ besides __init__.py (issue 19)
 MAX_FLAT_MODULES = 3
 
-PURE_PACKAGES = ("almanet._wire", "almanet._settings")
+PURE_PACKAGES = ("almanet._wire", "almanet._settings", "almanet._contracts")
 PURE_NSQ = {
     "almanet._nsq.codec",
     "almanet._nsq.names",
