@@ -27,16 +27,22 @@ __all__ = ["GRACE", "Autopsies", "CallRecord", "expired_error", "explain"]
 logger = logging.getLogger(__name__)
 
 GRACE = 1.0  # seconds a timed-out call may take to say why
+# An invocation seen in flight may be one its service is dropping as stale right now (it reached
+# the service past the deadline): a service that reads deadlines sends that notice as soon as
+# the message arrives, so "running" is said only after this long without it (within GRACE).
+NOTICE_WAIT = 0.5
 
 
 class CallRecord:
     """What the caller saw of one call: filled in by the reply handler while forensics runs."""
 
-    __slots__ = ("deadline", "expired", "late_reply_at", "reply_came", "started")
+    __slots__ = ("deadline", "expired", "late_reply_at", "notice_expected", "reply_came", "started")
 
-    def __init__(self, started: float, deadline: float) -> None:
+    def __init__(self, started: float, deadline: float, notice_expected: bool = False) -> None:
         self.started = started  # time.monotonic() of the call
         self.deadline = deadline
+        # every subscriber reads deadlines: one that gets the call too late says so
+        self.notice_expected = notice_expected
         self.late_reply_at: float | None = None
         self.expired: Reply | None = None  # the service's notice: it dropped the call unrun
         self.reply_came = asyncio.Event()
@@ -132,6 +138,16 @@ async def explain(
             facts=known,
         )
     if facts.in_flight:
+        if record.notice_expected and not record.reply_came.is_set():
+            try:
+                async with asyncio.timeout(max(0.0, min(NOTICE_WAIT, end - time.monotonic()))):
+                    await record.reply_came.wait()
+            except TimeoutError:
+                pass
+        if record.expired is not None:
+            return expired_error(uri, timeout, record.expired)
+        if record.late_reply_at is not None:
+            return late()
         known["redeliveries"] = facts.requeued
         return timeout_error(
             f"{head}: delivered and still running ({facts.in_flight} in flight on {instances},"
@@ -195,10 +211,18 @@ class Autopsies:
             record.replied(reply)
 
     def start(
-        self, call_id: str, uri: str, topic: str, timeout: float, deadline: float, future: asyncio.Future[Any]
+        self,
+        call_id: str,
+        uri: str,
+        topic: str,
+        timeout: float,
+        deadline: float,
+        future: asyncio.Future[Any],
+        notice_expected: bool = False,
     ) -> None:
-        """``deadline`` is the call's, in ``time.monotonic()`` (= ``loop.time()``) seconds."""
-        record = self._records[call_id] = CallRecord(deadline - timeout, deadline)
+        """``deadline`` is the call's, in ``time.monotonic()`` (= ``loop.time()``) seconds;
+        ``notice_expected``: every subscriber reads deadlines (it tells of a call it got too late)."""
+        record = self._records[call_id] = CallRecord(deadline - timeout, deadline, notice_expected)
         task = asyncio.get_running_loop().create_task(self._run(call_id, uri, topic, timeout, record, future))
         self._tasks[task] = (future, uri, timeout)
         task.add_done_callback(lambda t: self._tasks.pop(t, None))
