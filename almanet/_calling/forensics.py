@@ -93,6 +93,20 @@ async def explain(
             facts={"late_by": round(lateness, 3)},
         )
 
+    async def answered(wait: float) -> timeout_error | None:
+        """What a reply that came (now, or within ``wait`` seconds) says: expired, or late."""
+        if wait > 0 and not record.reply_came.is_set():
+            try:
+                async with asyncio.timeout(wait):
+                    await record.reply_came.wait()
+            except TimeoutError:
+                pass
+        if record.expired is not None:
+            return expired_error(uri, timeout, record.expired)
+        if record.late_reply_at is not None:
+            return late()
+        return None
+
     if reader is None:
         return timeout_error(
             f"{head}; why is unknown: the session reads no nsqd HTTP API", uri=uri, reason=timeout_error.UNKNOWN
@@ -107,10 +121,9 @@ async def explain(
             reason=timeout_error.UNKNOWN,
             facts={"unread": ["nsqd /stats: no answer in time"]},
         )
-    if record.expired is not None:
-        return expired_error(uri, timeout, record.expired)
-    if record.late_reply_at is not None:
-        return late()
+    settled = await answered(0)
+    if settled is not None:
+        return settled
     facts = snapshot.facts(topic)
     unread = snapshot.unread
     known: dict[str, object] = {"instances": facts.subscribers, "depth": facts.depth, "in_flight": facts.in_flight}
@@ -138,16 +151,10 @@ async def explain(
             facts=known,
         )
     if facts.in_flight:
-        if record.notice_expected and not record.reply_came.is_set():
-            try:
-                async with asyncio.timeout(max(0.0, min(NOTICE_WAIT, end - time.monotonic()))):
-                    await record.reply_came.wait()
-            except TimeoutError:
-                pass
-        if record.expired is not None:
-            return expired_error(uri, timeout, record.expired)
-        if record.late_reply_at is not None:
-            return late()
+        if record.notice_expected:
+            settled = await answered(min(NOTICE_WAIT, end - time.monotonic()))
+            if settled is not None:
+                return settled
         known["redeliveries"] = facts.requeued
         return timeout_error(
             f"{head}: delivered and still running ({facts.in_flight} in flight on {instances},"
@@ -167,15 +174,9 @@ async def explain(
             facts=known,
         )
     # Nothing waits or runs: handled already. Its reply may still be on its way.
-    try:
-        async with asyncio.timeout(max(0.0, end - time.monotonic())):
-            await record.reply_came.wait()
-    except TimeoutError:
-        pass
-    if record.expired is not None:
-        return expired_error(uri, timeout, record.expired)
-    if record.late_reply_at is not None:
-        return late()
+    settled = await answered(end - time.monotonic())
+    if settled is not None:
+        return settled
     return timeout_error(
         f"{head}: handled (nothing waits or runs on {instances}), but no reply reached this caller:"
         " the reply was lost (or the invocation was dropped unanswered)",

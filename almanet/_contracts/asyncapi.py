@@ -32,6 +32,8 @@ class ServiceDescription:
     prepath: str | None
     procedures: tuple[Mapping[str, Any], ...]
     servers: tuple[str, ...] = ()
+    # the topics it declares (discovery's ``topics``: topic, direction, message_json_schema, ...)
+    topics: tuple[Mapping[str, Any], ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,6 +147,13 @@ def _error_payload(names: list[str]) -> dict[str, Any]:
     }
 
 
+def _message(name: str, title: str, payload: dict[str, Any], correlated_by: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"name": name, "title": title, "contentType": "application/json", "payload": payload}
+    if correlated_by is not None:
+        message["correlationId"] = {"location": f"$message.payload#/{correlated_by}"}
+    return message
+
+
 def _operation_keys(descriptions: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
     """One key per (uri, channel): the URI, or URI and channel when channels share a URI."""
     pairs = list(dict.fromkeys((str(d["uri"]), str(d.get("channel") or DEFAULT_CHANNEL)) for d in descriptions))
@@ -179,27 +188,14 @@ def build_document(
             fields_ref = schemas.add(f"{key}.error.{error['name']}", error.get("fields_json_schema") or {})
             declared.append({"name": error["name"], "fields": fields_ref})
         text = str(procedure.get("description") or "")
-        messages[f"{key}.invocation"] = {
-            "name": f"{key}.invocation",
-            "title": f"call {uri}",
-            "contentType": "application/json",
-            "payload": _invocation_payload(payload_ref),
-            "correlationId": {"location": "$message.payload#/id"},
-        }
-        messages[f"{key}.result"] = {
-            "name": f"{key}.result",
-            "title": f"result of {uri}",
-            "contentType": "application/json",
-            "payload": _result_payload(result_ref),
-            "correlationId": {"location": "$message.payload#/call_id"},
-        }
-        messages[f"{key}.error"] = {
-            "name": f"{key}.error",
-            "title": f"error of {uri}",
-            "contentType": "application/json",
-            "payload": _error_payload([e["name"] for e in declared]),
-            "correlationId": {"location": "$message.payload#/call_id"},
-        }
+        messages[f"{key}.invocation"] = _message(
+            f"{key}.invocation", f"call {uri}", _invocation_payload(payload_ref), "id"
+        )
+        messages[f"{key}.result"] = _message(
+            f"{key}.result", f"result of {uri}", _result_payload(result_ref), "call_id"
+        )
+        error_payload = _error_payload([e["name"] for e in declared])
+        messages[f"{key}.error"] = _message(f"{key}.error", f"error of {uri}", error_payload, "call_id")
         channels[key] = {
             "address": rpc_topic(uri),
             "title": uri,
@@ -242,6 +238,7 @@ def build_document(
         if procedure.get("stale_after") is not None:
             operation["x-almanet-stale-after"] = procedure["stale_after"]
         operations[key] = operation
+    _add_topics(services, schemas, channels, operations, messages)
     info: dict[str, Any] = {"title": title, "version": version}
     if description:
         info["description"] = description
@@ -258,3 +255,52 @@ def build_document(
     document["operations"] = operations
     document["components"] = {"schemas": schemas.components, "messages": messages}
     return document
+
+
+def _add_topics(
+    services: list[ServiceDescription],
+    schemas: _Schemas,
+    channels: dict[str, Any],
+    operations: dict[str, Any],
+    messages: dict[str, Any],
+) -> None:
+    """Declared produce/consume topics: a channel each, a send (produces) or receive (consumes) operation."""
+    for service in services:
+        for declared in service.topics:
+            topic, direction = str(declared["topic"]), str(declared["direction"])
+            channel_key = component_name(f"topic.{topic}")
+            owner = service.prepath or "service"
+            key = component_name(f"{owner}.{direction}.{topic}")
+            if key in operations:  # another instance of the same service
+                continue
+            channel = channels.setdefault(
+                channel_key,
+                {
+                    "address": topic,
+                    "title": topic,
+                    "messages": {},
+                    "x-nsq-topic": topic,
+                    "x-nsq-ephemeral": bool(declared.get("ephemeral")),
+                },
+            )
+            # one message per declaring service: two services may see one topic's messages differently
+            payload = schemas.add(f"{key}.message", declared.get("message_json_schema"))
+            title = f"a message of {topic}, as {owner} {direction} it"
+            messages[f"{key}.message"] = _message(f"{key}.message", title, payload, None)
+            channel["messages"][key] = {"$ref": f"#/components/messages/{key}.message"}
+            operation: dict[str, Any] = {
+                "action": "send" if direction == "produces" else "receive",
+                "channel": {"$ref": f"#/channels/{channel_key}"},
+                "title": f"{owner} {direction} {topic}",
+            }
+            text = str(declared.get("description") or "")
+            if text:
+                operation["description"] = text
+            operation["messages"] = [{"$ref": f"#/channels/{channel_key}/messages/{key}"}]
+            operation["x-almanet-topic"] = topic
+            operation["x-almanet-direction"] = direction
+            if declared.get("channel"):
+                operation["x-nsq-channel"] = declared["channel"]
+            if service.prepath:
+                operation["x-almanet-prepath"] = service.prepath
+            operations[key] = operation

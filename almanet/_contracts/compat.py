@@ -242,10 +242,50 @@ def _lost_object(a: Mapping[str, Any], b: Mapping[str, Any], side: _Side, where:
     return reasons
 
 
+def _topics_of(document: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """The declared topics' operations: key -> (direction, message schema)."""
+    found: dict[str, tuple[str, Any]] = {}
+    for key, operation in (document.get("operations") or {}).items():
+        if not isinstance(operation, Mapping) or not isinstance(operation.get("x-almanet-topic"), str):
+            continue
+        message = _deref(document, (operation.get("messages") or [None])[0])
+        found[str(key)] = (str(operation.get("x-almanet-direction")), message.get("payload", {}))
+    return found
+
+
+def _compare_topics(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """A produced topic's messages may carry less, not more; a consumed one may accept more, not less."""
+    before, after = _topics_of(old), _topics_of(new)
+    changes = [
+        Change(True, key, f"topic no longer {before[key][0].removesuffix('s')}d")
+        for key in sorted(before.keys() - after.keys())
+    ]
+    changes += [Change(False, key, f"topic {after[key][0]} added") for key in sorted(after.keys() - before.keys())]
+    forward, backward = _Side(old, new, flip=False), _Side(new, old, flip=True)
+    for key in sorted(before.keys() & after.keys()):
+        (direction, was), (_, now) = before[key], after[key]
+        if direction == "produces":  # its consumers must still read every message it sends
+            changes += [
+                Change(True, key, f"its messages carry more or other types: {r}")
+                for r in _lost(now, was, backward, "message")
+            ]
+            changes += [
+                Change(False, key, f"its messages carry less: {r}") for r in _lost(was, now, forward, "message")
+            ]
+        else:  # its producers' messages must still be accepted
+            changes += [
+                Change(True, key, f"it accepts fewer messages: {r}") for r in _lost(was, now, forward, "message")
+            ]
+            changes += [
+                Change(False, key, f"it accepts more messages: {r}") for r in _lost(now, was, backward, "message")
+            ]
+    return changes
+
+
 def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """Every change from ``old`` to ``new``; ``Change.breaking`` for those that break old callers."""
     before, after = contracts_of(old), contracts_of(new)
-    changes: list[Change] = []
+    changes: list[Change] = _compare_topics(old, new)
     for key in sorted(before.keys() - after.keys()):
         changes.append(Change(True, key, "procedure gone"))
     for key in sorted(after.keys() - before.keys()):

@@ -31,6 +31,7 @@ from .janitor import DEFAULT_JANITOR_INTERVAL, ReplyJanitor
 from .observer import InvocationObserver
 from .procedure import DISCOVERY_VERSION, Procedure, ServiceOptions, check_same, error_classes
 from .process import serve_configured
+from .topics import TopicDeclarations
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-class Service:
+class Service(TopicDeclarations):
     """Procedures under one ``prepath``; ``serve()`` runs them until SIGINT/SIGTERM."""
 
     def __init__(
@@ -80,6 +81,7 @@ class Service:
         self.tags = tags
         self.procedures: dict[str, Procedure] = {}
         self.abstracts: dict[str, AbstractProcedure[Any, Any]] = {}
+        self.topics = {}  # produces()/consumes(): for discovery and contracts only
         self._running: Running | None = None
         # told of every invocation when set before start() (metrics, ``observer.py``); None: no cost
         self.observer: InvocationObserver | None = None
@@ -354,6 +356,7 @@ class Service:
             "pid": os.getpid(),
             "started_at": running.started_at,
             "procedures": [p.describe(session.id) for p in self.procedures.values()],
+            **({"topics": [t.describe() for t in self.topics.values()]} if self.topics else {}),
         }
 
     async def stop(self, drain_timeout: float | None = None) -> None:

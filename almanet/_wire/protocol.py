@@ -352,6 +352,8 @@ class Instance:
     started_at: float | None
     # invocations each procedure dropped unrun, its caller having given up (an extension)
     stale: dict[str, int] = field(default_factory=dict)
+    # the topics it declares it produces or consumes (``Service.produces``/``consumes``), as sent
+    topics: tuple[dict[str, Any], ...] = ()
 
     @property
     def served(self) -> tuple[tuple[str, str], ...]:
@@ -402,6 +404,17 @@ def decode_discovery(payload: Any) -> Instance | None:
         pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
         started_at=float(started) if isinstance(started, int | float) and not isinstance(started, bool) else None,
         stale=_stale_counts(payload.get("stale")),
+        topics=_declared_topics(payload.get("topics")),
+    )
+
+
+def _declared_topics(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        t
+        for t in value
+        if isinstance(t, dict) and isinstance(t.get("topic"), str) and t.get("direction") in ("produces", "consumes")
     )
 
 

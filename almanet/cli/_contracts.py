@@ -23,6 +23,7 @@ def described_target(target: str) -> list[Any]:
             prepath=service.prepath or None,
             procedures=tuple(p.describe("") for p in service.procedures.values()),
             servers=tuple(service.addresses),
+            topics=tuple(t.describe() for t in service.topics.values()),
         )
         for service in resolve_target(target)
     ]
@@ -51,6 +52,7 @@ async def described_live(settings: Any, timeout: float) -> list[Any]:
                     prepath=instance.prepath,
                     procedures=tuple(documents),
                     servers=tuple(settings.nsqd),
+                    topics=instance.topics,
                     extras={"client": instance.client, "host": instance.host, "pid": instance.pid},
                 )
             )

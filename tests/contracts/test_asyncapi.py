@@ -32,7 +32,7 @@ def _document(*args: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
 
 def _assert_request_reply(document: dict[str, Any], uris: set[str]) -> None:
     """Every procedure: a receive operation on its _rpc_ channel, with a reply correlated by call id."""
-    operations = document["operations"]
+    operations = {k: op for k, op in document["operations"].items() if "x-almanet-uri" in op}
     assert {op["x-almanet-uri"] for op in operations.values()} == uris
     for key, operation in operations.items():
         uri = operation["x-almanet-uri"]
@@ -51,6 +51,20 @@ def _assert_request_reply(document: dict[str, Any], uris: set[str]) -> None:
             assert document["components"]["messages"][name]["correlationId"]["location"] == "$message.payload#/call_id"
     assert refs_resolve(document) == []
     assert "$defs" not in json.dumps(document)
+
+
+def _assert_declared_topics(document: dict[str, Any]) -> None:
+    """contracts_v1 declares it produces orders.placed and consumes stock.updates (channel shop)."""
+    channels, operations = document["channels"], document["operations"]
+    assert channels["topic.orders.placed"]["address"] == "orders.placed"
+    assert channels["topic.stock.updates"]["x-nsq-topic"] == "stock.updates"
+    produced = operations["net.contracts.produces.orders.placed"]
+    consumed = operations["net.contracts.consumes.stock.updates"]
+    assert (produced["action"], consumed["action"]) == ("send", "receive")
+    assert consumed["x-nsq-channel"] == "shop" and produced["description"] == "One message per placed order."
+    message = document["components"]["messages"]["net.contracts.produces.orders.placed.message"]
+    placed = document["components"]["schemas"][message["payload"]["$ref"].rsplit("/", 1)[1]]
+    assert placed["required"] == ["order_id", "ship_to"]
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -98,6 +112,7 @@ def test_schemas_are_components_shared_defs_hoisted_errors_declared(tmp_path: Pa
     assert operation["tags"] == [{"name": "orders"}]
     assert operation["description"] == 'Place an order; "gold" is always out of stock.'
     assert "servers" not in document  # new_service() without an address names no nsqd
+    _assert_declared_topics(document)
     example = _document("services.example:example_service", env=env, cwd=tmp_path)
     server = {"host": "localhost:4150", "protocol": "nsq", "description": "nsqd TCP"}
     assert example["servers"] == {"nsqd-localhost_4150": server}
@@ -114,6 +129,7 @@ def test_the_live_bus_document_validates_and_has_every_served_procedure(bus: Bus
             "description": "nsqd TCP",
         }
     }
+    _assert_declared_topics(document)  # discovery carried them
     (cwd / "live.json").write_text(json.dumps(document))
     (verdict,) = validate(cwd / "live.json")
     assert verdict["errors"] == [] and verdict["schema_errors"] == [], verdict

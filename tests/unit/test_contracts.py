@@ -117,3 +117,44 @@ def test_one_uri_on_two_channels_is_two_operations() -> None:
     operations = _doc(red, blue)["operations"]
     assert sorted(operations) == ["net.t.p.RPC", "net.t.p.blue"]
     assert {o["x-almanet-uri"] for o in operations.values()} == {"net.t.p"}
+
+
+def _topic(direction: str, schema: dict[str, Any]) -> ServiceDescription:
+    declared = {"topic": "orders", "direction": direction, "message_json_schema": schema, "description": ""}
+    return ServiceDescription("net.t", (), topics=(declared,))
+
+
+def _topic_changes(direction: str, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[bool, str]]:
+    before = build_document([_topic(direction, old)], title="t")
+    after = build_document([_topic(direction, new)], title="t")
+    return [(c.breaking, str(c)) for c in compare(before, after)]
+
+
+def test_a_produced_topic_may_carry_less_and_a_consumed_one_accept_more() -> None:
+    key = "net.t.produces.orders"
+    assert _topic_changes("produces", {"type": "integer"}, {"type": "number"}) == [
+        (True, f"{key}: its messages carry more or other types: message: type integer became number")
+    ]
+    assert _topic_changes("produces", {"type": "number"}, {"type": "integer"})[0][0] is False
+    key = "net.t.consumes.orders"
+    assert _topic_changes("consumes", {"type": "number"}, {"type": "integer"}) == [
+        (True, f"{key}: it accepts fewer messages: message: type number became integer")
+    ]
+    assert _topic_changes("consumes", {"type": "integer"}, {"type": "number"})[0][0] is False
+    gone = compare(build_document([_topic("produces", {})], title="t"), build_document([], title="t"))
+    assert [(c.breaking, str(c)) for c in gone] == [(True, "net.t.produces.orders: topic no longer produced")]
+
+
+def test_declaring_a_topic_checks_its_name_its_type_and_duplicates() -> None:
+    import almanet
+
+    service = almanet.new_service(prepath="net.t")
+    service.produces("orders", int)
+    with pytest.raises(almanet.invalid_argument, match="declared twice as produces"):
+        service.produces("orders", int)
+    service.consumes("orders", int, channel="audit")  # its own reader of the same topic
+    with pytest.raises(almanet.invalid_argument, match="cannot declare topic 'bad topic'"):
+        service.produces("bad topic")
+    with pytest.raises(TypeError, match="has no JSON Schema"):
+        service.produces("callbacks", type(lambda: None))
+    assert [t.describe()["direction"] for t in service.topics.values()] == ["produces", "consumes"]
