@@ -58,10 +58,16 @@ def remote_error(payload: Any) -> rpc_error:
 class _Pending:
     """A call waiting for replies: one (``call``) or all that come before the deadline (``multicall``)."""
 
-    __slots__ = ("future", "multi", "replies", "timeout", "trace", "uri")
+    __slots__ = ("future", "multi", "nested", "replies", "timeout", "trace", "uri")
 
     def __init__(
-        self, future: asyncio.Future[Any], uri: str, multi: bool, timeout: float, trace: CallTrace | None = None
+        self,
+        future: asyncio.Future[Any],
+        uri: str,
+        multi: bool,
+        timeout: float,
+        trace: CallTrace | None = None,
+        nested: bool = False,
     ) -> None:
         self.future = future
         self.uri = uri
@@ -69,6 +75,8 @@ class _Pending:
         self.timeout = timeout
         self.replies: list[_wire.Reply] = []
         self.trace = trace
+        # made by a procedure within its budget: its timeout must reach the procedure at once
+        self.nested = nested
 
 
 class Caller:
@@ -190,7 +198,9 @@ class Caller:
             pending.future.set_result(pending.replies)
         else:  # failed within about a second, with the reason found (_forensics)
             topic = self.topic_of(pending.uri)
-            notice = bool(self._served.get(topic))  # every subscriber reads deadlines
+            # every subscriber reads deadlines, and no procedure's budget waits on this call (a
+            # nested call's margin for its procedure's own reply is at most 0.25 s)
+            notice = bool(self._served.get(topic)) and not pending.nested
             self._autopsies.start(call_id, pending.uri, topic, pending.timeout, deadline, pending.future, notice)
 
     def topic_of(self, uri: str) -> str:
@@ -244,7 +254,8 @@ class Caller:
             if deadline is None:
                 return None
         timeout = self.default_timeout if timeout is None else timeout
-        if _budget.get() is not None:  # called from a procedure that has a deadline
+        nested = _budget.get() is not None  # called from a procedure that has a deadline
+        if nested:
             timeout = _within_budget(uri, timeout)
         tracing = self.tracing
         if tracing is None:
@@ -252,7 +263,7 @@ class Caller:
             future: asyncio.Future[Any] = self._loop.create_future()
         else:
             call_id, body, future = self._traced(tracing, uri, topic, payload, timeout, multi, deadline)
-        self._pending[call_id] = _Pending(future, uri, multi, timeout, trace)
+        self._pending[call_id] = _Pending(future, uri, multi, timeout, trace, nested)
         self._deadlines.add(timeout, call_id)
         if trace is not None:
             trace.started(call_id, topic, self.reply_topic)
