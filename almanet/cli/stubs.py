@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 def stubs(
     prepath: Annotated[str, typer.Argument(metavar="PREPATH", help="The procedures' prefix, e.g. net.example.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", metavar="FILE", help="The module to write (e.g. net_example.py).")
+        Path, typer.Option("--output", metavar="FILE", help="The module to write (e.g. net_example.py).")
     ],
     source: Annotated[
         Path | None,
