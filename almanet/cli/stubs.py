@@ -22,7 +22,7 @@ from ._common import (
     run,
     stderr_console,
 )
-from ._usage import hinted
+from ._usage import hinted, text_argument
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
 
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 
 def stubs(
-    prepath: Annotated[str, typer.Argument(metavar="PREPATH", help="The procedures' prefix, e.g. net.example.")],
+    prepath: Annotated[str, text_argument("PREPATH", "The procedures' prefix, e.g. net.example.")],
     output: Annotated[
         Path, typer.Option("--output", metavar="FILE", help="The module to write (e.g. net_example.py).")
     ],
