@@ -26,7 +26,7 @@ from ._common import (
     stderr_console,
 )
 from ._output import set_output
-from ._usage import hinted
+from ._usage import hinted, text_argument
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
 
@@ -143,10 +143,7 @@ def _instance(service: Any) -> str:
 
 def asyncapi(
     target: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[TARGET]", help="MODULE:ATTR of the services; omitted: the live bus.", show_default=False
-        ),
+        str | None, text_argument("[TARGET]", "MODULE:ATTR of the services; omitted: the live bus.")
     ] = None,
     output: Annotated[
         Format,
@@ -171,7 +168,8 @@ def asyncapi(
         bool, typer.Option("--drift", help="Compare the live instances of each service with each other.")
     ] = False,
     title: Annotated[
-        str | None, typer.Option("--title", help="info.title (default: the prepath).", show_default=False)
+        str | None,
+        typer.Option("--title", metavar="TEXT", help="info.title (default: the prepath).", show_default=False),
     ] = None,
     version: Annotated[
         str, typer.Option("--doc-version", metavar="TEXT", help="info.version of the document.")

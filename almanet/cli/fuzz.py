@@ -216,18 +216,19 @@ def _command(uri: str, payload: Any) -> str:
 def fuzz(
     uri: UriArgument,
     examples: Annotated[
-        int, typer.Option("--examples", "-n", min=1, max=100_000, help="Payloads to try per search.")
+        int, typer.Option("--examples", "-n", metavar="N", min=1, max=100_000, help="Payloads to try per search.")
     ] = 100,
     timeout: Annotated[float, typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds per call.")] = 5.0,
     max_calls: Annotated[
-        int, typer.Option("--max-calls", min=1, help="At most this many calls in all (shrinking included).")
+        int,
+        typer.Option("--max-calls", metavar="N", min=1, help="At most this many calls in all (shrinking included)."),
     ] = 1000,
     max_time: Annotated[float, typer.Option("--max-time", metavar="SECONDS", help="Stop after this long.")] = 120.0,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Hypothesis's seed, to repeat a run.", show_default=False)
+        int | None, typer.Option("--seed", metavar="N", help="Hypothesis's seed, to repeat a run.", show_default=False)
     ] = None,
     max_failures: Annotated[
-        int, typer.Option("--max-failures", min=1, max=50, help="Stop after this many kinds of failure.")
+        int, typer.Option("--max-failures", metavar="N", min=1, max=50, help="Stop after this many kinds of failure.")
     ] = 5,
     output: OutputOption = Output.auto,
     config: ConfigOption = None,

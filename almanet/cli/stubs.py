@@ -22,7 +22,7 @@ from ._common import (
     run,
     stderr_console,
 )
-from ._usage import hinted
+from ._usage import hinted, text_argument
 
 DEFAULT_DISCOVERY_TIMEOUT = 1.0
 
@@ -44,9 +44,9 @@ def register(app: typer.Typer) -> None:
 
 
 def stubs(
-    prepath: Annotated[str, typer.Argument(metavar="PREPATH", help="The procedures' prefix, e.g. net.example.")],
+    prepath: Annotated[str, text_argument("PREPATH", "The procedures' prefix, e.g. net.example.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", metavar="FILE", help="The module to write (e.g. net_example.py).")
+        Path, typer.Option("--output", metavar="FILE", help="The module to write (e.g. net_example.py).")
     ],
     source: Annotated[
         Path | None,

@@ -7,9 +7,11 @@ Port 1 on 127.0.0.1 is configured as nsqd: a command that tried to connect would
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +24,23 @@ DEAD_NSQD = "127.0.0.1:1"
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """Isolated from the real config: cwd and HOME in tmp, no ALMANET_* variables."""
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """Isolated from the real config: cwd and HOME in tmp, no ALMANET_* variables.
+
+    ``almanet serve`` run in-process sets the root logger's handler on CliRunner's stderr, which
+    is closed once the command returns: the root's handlers are put back after each test, or
+    every later test that logs prints "--- Logging error --- I/O operation on closed file".
+    """
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("ALMANET_CONFIG", "ALMANET_NSQD", "ALMANET_NSQD_HTTP", "ALMANET_LOOKUPD", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ALMANET_NSQD", DEAD_NSQD)
-    return CliRunner()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield CliRunner()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def one_error_line(result, code: int) -> str:

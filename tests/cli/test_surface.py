@@ -76,6 +76,9 @@ def test_bare_almanet_shows_the_help_and_succeeds(runner: CliRunner) -> None:
         ("purge", "almanet purge [OPTIONS] [URI]"),
         ("completion", "almanet completion [OPTIONS] [SHELL]"),
         ("ui", "almanet ui [OPTIONS]"),
+        ("asyncapi", "almanet asyncapi [OPTIONS] [TARGET]"),
+        ("stubs", "almanet stubs [OPTIONS] PREPATH"),
+        ("fuzz", "almanet fuzz [OPTIONS] URI"),
     ],
 )
 def test_usage_lines_use_conventional_placeholders(runner: CliRunner, command: str, usage: str) -> None:

@@ -171,7 +171,9 @@ def test_purge_empties_a_served_topic_and_keeps_its_subscribers(
     first = _call_in_background(env, tmp_path, "a", 30)
     try:
         wait_until((tmp_path / "a").exists, 10, message="the first call did not start")
-        queued = _call_in_background(env, tmp_path, "b", 3)
+        # its deadline must come after the purge (two CLI start-ups away, seconds on a loaded
+        # machine): a deadline that came first would find it still queued (exit 6), not gone (8)
+        queued = _call_in_background(env, tmp_path, "b", 10)
 
         def depth() -> int:
             channels = (fresh_nsqd.topic_stats("_rpc_.clirpc.nap") or {}).get("channels") or []
@@ -187,7 +189,7 @@ def test_purge_empties_a_served_topic_and_keeps_its_subscribers(
         (tmp_path / "release").write_text("")
         assert first.wait(timeout=10) == 0
         # its invocation is gone: nothing waits or runs by its deadline, no reply came
-        assert queued.wait(timeout=15) == 8
+        assert queued.wait(timeout=25) == 8
     finally:
         stop(first)
         stop(queued)
