@@ -10,11 +10,19 @@ which must win over any other nsqd on PATH), and tests that start daemons are ma
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 
 import pytest
 
 from tests.support.nsqproc import REPO_ROOT, new_name
+
+# A suite started in the background of a script (`make test &`, nohup) inherits SIGINT ignored, and
+# an ignored signal stays ignored across exec: every process a test starts would then shrug off the
+# Ctrl-C the test sends it (three tests hung that way under `nohup`). A Python-level handler here
+# is reset to the default on exec, so children get the SIGINT a user's terminal gives them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 for _tool in ("nsqd", "nsqlookupd", "nsq_tail", "to_nsq"):
