@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ._tools import NsqProcessError, find_tool
-from ._util import HOST, http_get, http_json, http_post
+from ._util import HOST, http_get, http_json, http_post, wait_until
 
 __all__ = [
     "NsqProcessError",
@@ -61,6 +61,21 @@ def _log_tail(path: Path, offset: int = 0, lines: int = 30) -> str:
         return f"<log unreadable: {exc}>"
     tail = text.splitlines()[-lines:]
     return "\n".join(tail) if tail else "<log empty>"
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """True when every thread of ``pid`` is in the stopped state (Linux /proc); True where there is no /proc."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not Path("/proc/self/task").is_dir():
+        return True  # no procfs (macOS): nothing to wait on, SIGSTOP is all we can do
+    for stat in tasks.glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # a thread that ended meanwhile
+        if state not in ("T", "t"):
+            return False
+    return tasks.is_dir()
 
 
 def live_pids() -> list[int]:
@@ -133,9 +148,15 @@ class _Daemon:
         """Abrupt stop (SIGKILL) as a crash would do; data not yet synced is lost."""
         self._signal_and_wait(signal.SIGKILL, 5)
 
-    def freeze(self) -> None:
-        """SIGSTOP: the process stays, its sockets accept and then nothing answers (a hung host)."""
+    def freeze(self, timeout: float = 5) -> None:
+        """SIGSTOP: the process stays, its sockets accept and then nothing answers (a hung host).
+
+        Returns once every thread is stopped: the kernel wakes one thread to take the stop and
+        the others go on running until it has, which on a busy machine is long enough for nsqd to
+        answer a command sent "after" the freeze.
+        """
         os.kill(self.pid, signal.SIGSTOP)
+        wait_until(lambda: all_threads_stopped(self.pid), timeout, interval=0.001, message=f"pid {self.pid} stopped")
 
     def thaw(self) -> None:
         """SIGCONT after ``freeze``: it answers again, with everything it had."""

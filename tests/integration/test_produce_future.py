@@ -1,14 +1,12 @@
 """``produce()`` returns a future at once: no task per message, its own future, errors on it.
 
 Against real nsqd processes: the messages are counted in nsqd's stats, a refusal comes from an
-nsqd with a small --max-msg-size, and a frozen nsqd is one stopped with SIGSTOP.
+nsqd with a small --max-msg-size, and a frozen nsqd is one stopped with SIGSTOP (``freeze()``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections.abc import Callable
 
 import pytest
@@ -95,7 +93,7 @@ def test_a_frozen_nsqd_fails_the_future_after_the_command_timeout(
     async def scenario() -> None:
         async with joined(frozen.tcp_address, options=options) as session:
             await session.produce(topic, "before")
-            os.kill(frozen.pid, signal.SIGSTOP)
+            frozen.freeze()  # returns once every nsqd thread is stopped
             try:
                 futures = [session.produce(topic, i) for i in range(3)]
                 loop = asyncio.get_running_loop()
@@ -103,7 +101,7 @@ def test_a_frozen_nsqd_fails_the_future_after_the_command_timeout(
                 results = await asyncio.gather(*futures, return_exceptions=True)
                 waited = loop.time() - started
             finally:
-                os.kill(frozen.pid, signal.SIGCONT)
+                frozen.thaw()
             for result in results:
                 assert isinstance(result, almanet.broker_error)
                 assert "did not answer within 0.5s" in str(result)
