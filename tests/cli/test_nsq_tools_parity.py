@@ -217,10 +217,22 @@ def test_consume_max_in_flight_is_the_rdy_nsqd_sees(nsqd: NsqdProcess, tmp_path:
     def ready(topic: str, channel: str) -> list[int]:
         return [c["ready_count"] for c in (nsqd.channel_stats(topic, channel) or {}).get("clients") or []]
 
+    # A client is listed once subscribed, with RDY 0 until its first RDY arrives: wait for the
+    # value itself, and say what was seen if it never comes.
+    def settle(expected: dict[tuple[str, str], list[int]]) -> None:
+        def now() -> bool:
+            seen.update({key: ready(*key) for key in expected})
+            return all(seen[key] == value for key, value in expected.items())
+
+        try:
+            wait_until(now, 10)
+        except AssertionError as exc:
+            raise AssertionError(f"RDY never became {expected}; last seen {seen}") from exc
+
+    seen: dict[tuple[str, str], list[int]] = {}
     try:
-        assert wait_until(lambda: ready(first, "mif"), 10, message="consume did not subscribe") == [7]
-        assert wait_until(lambda: ready(first, "pair") and ready(second, "pair"), 10) and ready(first, "pair") == [4]
-        assert ready(second, "pair") == [4]  # the 8 shared by the two topics
+        settle({(first, "mif"): [7]})
+        settle({(first, "pair"): [4], (second, "pair"): [4]})  # the 8 shared by the two topics
     finally:
         results = [stop(one, signal.SIGINT), stop(two, signal.SIGINT)]
     assert [code for code, _, _ in results] == [130, 130]
