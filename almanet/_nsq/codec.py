@@ -17,6 +17,7 @@ import orjson
 from .errors import ProtocolError
 
 __all__ = [
+    "CLOSE_WAIT",
     "FRAME_ERROR",
     "FRAME_MESSAGE",
     "FRAME_RESPONSE",
@@ -45,6 +46,7 @@ __all__ = [
 
 MAGIC_V2 = b"  V2"
 HEARTBEAT = b"_heartbeat_"
+CLOSE_WAIT = b"CLOSE_WAIT"  # the answer to CLS
 FRAME_RESPONSE = 0
 FRAME_ERROR = 1
 FRAME_MESSAGE = 2

@@ -86,6 +86,9 @@ class Connection(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._upgrading = False
         self._cls_sent = False
+        # nsqd said CLOSE_WAIT: a message after it was sent after the CLS (nsqd's pump can pick one
+        # in the instant the CLS lands), and the consumer gives it back at once (Consumer.on_message)
+        self.close_waiting = False
         self._flush_scheduled = False
         # the last tick wrote at most one command: the next command alone in its tick is written
         # at once instead of in the next loop iteration (see _write)
@@ -181,6 +184,8 @@ class Connection(asyncio.Protocol):
                 elif self._waiters:
                     waiter = self._waiters.popleft()[0]
                     self._waiting_since = self._last_read
+                    if self._cls_sent and frame.data == codec.CLOSE_WAIT:
+                        self.close_waiting = True  # before the frames after it in this read
                     if not waiter.done():
                         waiter.set_result(frame.data)
                 else:

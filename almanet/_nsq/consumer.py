@@ -140,6 +140,12 @@ class Consumer:
     def on_message(self, connection: Connection, frame: codec.MessageFrame) -> None:
         self._in_flight += 1
         message = Message(frame, connection, self)
+        if connection.close_waiting:
+            # Sent after nsqd's CLOSE_WAIT (its pump had picked it as the CLS landed): nobody here
+            # will handle it, and left unanswered it would wait out nsqd's msg-timeout.
+            logger.debug("message %s of %s/%s came after CLOSE_WAIT; requeued", frame.id, self.topic, self.channel)
+            message.requeue()
+            return
         try:
             self.handler(message)
         except Exception:

@@ -16,7 +16,7 @@ import pytest
 import almanet
 from tests.faults._instances import CHANNEL, TOPIC, instances
 from tests.integration._aio import joined, run, wait_for_async
-from tests.support.nsqproc import NsqdProcess
+from tests.support.nsqproc import NsqdProcess, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 URI = "faults.work"
@@ -65,9 +65,20 @@ def test_kill_9_the_survivor_answers_within_the_callers_timeout(
                 return await answered
 
         results = run(scenario(), timeout=60)
+
+        # The survivor finishes an invocation once nsqd has its reply, which can come after the
+        # caller read it: the channel empties (nothing queued, nothing in flight), not at once.
+        def drained() -> bool:
+            channel = nsqd.channel_stats(TOPIC, CHANNEL)
+            return channel is not None and (channel["depth"], channel["in_flight_count"]) == (0, 0)
+
+        try:
+            wait_until(drained, 10)
+        except AssertionError:
+            pass  # what is left shows in the assertion below
+        channel = nsqd.channel_stats(TOPIC, CHANNEL)  # the survivor still serves
         executions = group.executions()
         victim_started = (tmp_path / "executions" / f"{victim.pid}.log").read_text().split()
-        channel = nsqd.channel_stats(TOPIC, CHANNEL)  # the survivor still serves
     assert results == list(calls)  # every call answered, by the survivor where the victim died
     duplicates = {n: c for n, c in executions.items() if c > 1}
     # at-least-once: only what the victim had started may have run twice
