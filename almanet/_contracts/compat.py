@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Change", "Contract", "compare", "contracts_of"]
+__all__ = ["Change", "Contract", "TopicContract", "compare", "contracts_of", "topics_of"]
 
 _NUMBER_BOUNDS = (("minimum", 1), ("exclusiveMinimum", 1), ("maximum", -1), ("exclusiveMaximum", -1))
 _LENGTH_BOUNDS = (("minLength", 1), ("maxLength", -1), ("minItems", 1), ("maxItems", -1))
@@ -242,15 +242,42 @@ def _lost_object(a: Mapping[str, Any], b: Mapping[str, Any], side: _Side, where:
     return reasons
 
 
-def _topics_of(document: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
-    """The declared topics' operations: key -> (direction, message schema)."""
-    found: dict[str, tuple[str, Any]] = {}
+@dataclass(frozen=True, slots=True)
+class TopicContract:
+    """A topic a service declared it produces or consumes, as a document describes it."""
+
+    key: str
+    topic: str
+    direction: str  # "produces" or "consumes"
+    message: Any  # its JSON Schema, relative to the document
+    channel: str | None
+    description: str
+    prepath: str | None
+
+
+def topics_of(document: Mapping[str, Any]) -> dict[str, TopicContract]:
+    """Every declared topic of an AsyncAPI document (the operations with ``x-almanet-topic``), by key."""
+    found: dict[str, TopicContract] = {}
     for key, operation in (document.get("operations") or {}).items():
         if not isinstance(operation, Mapping) or not isinstance(operation.get("x-almanet-topic"), str):
             continue
         message = _deref(document, (operation.get("messages") or [None])[0])
-        found[str(key)] = (str(operation.get("x-almanet-direction")), message.get("payload", {}))
+        channel, prepath = operation.get("x-nsq-channel"), operation.get("x-almanet-prepath")
+        found[str(key)] = TopicContract(
+            key=str(key),
+            topic=operation["x-almanet-topic"],
+            direction=str(operation.get("x-almanet-direction")),
+            message=message.get("payload", {}) if isinstance(message, Mapping) else {},
+            channel=channel if isinstance(channel, str) else None,
+            description=str(operation.get("description") or ""),
+            prepath=prepath if isinstance(prepath, str) else None,
+        )
     return found
+
+
+def _topics_of(document: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """The declared topics' operations: key -> (direction, message schema)."""
+    return {key: (t.direction, t.message) for key, t in topics_of(document).items()}
 
 
 def _compare_topics(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .compat import Contract, contracts_of
+from .compat import Contract, TopicContract, contracts_of, topics_of
 
 __all__ = ["StubError", "generate_stubs"]
 
@@ -94,6 +94,9 @@ class _Annotations:
         self.needed: dict[str, str] = {}  # component key -> class name, for datamodel-code-generator
         self.uses_any = False
         self.uses_literal = False
+        # one class per shape: a topic's message and a procedure's result may be one model
+        # described twice (the document keeps a schema per use)
+        self._same_as: dict[str, str] = {}
 
     def of(self, schema: Any, depth: int = 0) -> str:
         if depth > 16 or not isinstance(schema, Mapping) or not schema:
@@ -103,7 +106,7 @@ class _Annotations:
         if isinstance(ref, str):
             if not ref.startswith(_REF) or ref[len(_REF) :] not in self.components:
                 raise StubError(f"$ref {ref!r} does not resolve in the document's components")
-            key = ref[len(_REF) :]
+            key = self._same_as.setdefault(_shape(self.components[ref[len(_REF) :]]), ref[len(_REF) :])
             target = self.components[key]
             if _is_class(target):
                 self._need(key)
@@ -144,6 +147,12 @@ class _Annotations:
                     self._need(inner)
                 else:
                     self.needed.setdefault(inner, self.namer.name(inner))
+
+
+def _shape(schema: Any) -> str:
+    import orjson
+
+    return orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _refs(value: Any) -> list[str]:
@@ -197,6 +206,7 @@ def _models(components: Mapping[str, Any], needed: Mapping[str, str]) -> tuple[l
             use_annotated=True,
             use_default_kwarg=True,
             set_default_enum_member=True,
+            strict_nullable=True,  # a field with a default is not thereby nullable (zip: str = "")
         )
     if not isinstance(code, str):
         raise StubError("datamodel-code-generator split the models into modules; report the schema")
@@ -209,6 +219,40 @@ def _models(components: Mapping[str, Any], needed: Mapping[str, str]) -> tuple[l
             continue
         (imports if line.startswith(("from ", "import ")) else body).append(line)
     return imports, "\n".join(body).strip()
+
+
+def _topic_declaration(topic: TopicContract, annotations: _Annotations) -> str:
+    """``interface.produces(...)`` or ``interface.consumes(...)``, as the service declared it."""
+    arguments = [_quoted(topic.topic), annotations.of(topic.message)]
+    if topic.direction == "consumes" and topic.channel:
+        arguments.append(f"channel={_quoted(topic.channel)}")
+    if topic.description:
+        arguments.append(f"description={_quoted(topic.description)}")
+    if topic.direction not in ("produces", "consumes"):
+        raise StubError(f"topic {topic.topic!r}: unknown direction {topic.direction!r}")
+    return _call(f"interface.{topic.direction}", arguments)
+
+
+def _call(function: str, arguments: list[str], limit: int = 88) -> str:
+    """A call laid out as ruff format lays it out: on one line, its arguments on one, or one each."""
+    flat = f"{function}({', '.join(arguments)})"
+    if len(flat) <= limit:
+        return flat
+    inner = ", ".join(arguments)
+    if len(inner) + 4 <= limit:
+        return f"{function}(\n    {inner}\n)"
+    lines = []
+    for argument in arguments:
+        name, _, value = argument.rpartition("=")
+        if name and value.startswith('"') and len(argument) + 5 > limit:  # a long text: split into parts
+            import json
+            import textwrap
+
+            parts = textwrap.wrap(json.loads(value), limit - 10, drop_whitespace=False)
+            lines.append(f"    {name}=(\n" + "".join(f"        {_quoted(part)}\n" for part in parts) + "    ),")
+        else:
+            lines.append(f"    {argument},")
+    return f"{function}(\n" + "\n".join(lines) + "\n)"
 
 
 def _error_class(name: str, fields: Any, annotations: _Annotations, components: Mapping[str, Any]) -> str:
@@ -233,7 +277,10 @@ def _error_class(name: str, fields: Any, annotations: _Annotations, components: 
 def generate_stubs(document: Mapping[str, Any], prepath: str, *, source: str, almanet_version: str) -> str:
     """The source of a module declaring every procedure under ``prepath`` in ``document``."""
     contracts = [c for c in contracts_of(document).values() if c.uri.startswith(prepath + ".")]
-    if not contracts:
+    topics = sorted(
+        (t for t in topics_of(document).values() if t.prepath == prepath), key=lambda t: (t.direction, t.topic)
+    )
+    if not contracts and not topics:
         known = sorted({c.uri for c in contracts_of(document).values()})
         raise StubError(f"no procedure under {prepath!r}" + (f"; the document has {', '.join(known)}" if known else ""))
     components: Mapping[str, Any] = (document.get("components") or {}).get("schemas") or {}
@@ -273,11 +320,15 @@ def generate_stubs(document: Mapping[str, Any], prepath: str, *, source: str, al
     for name in errors:
         if not name.isidentifier() or keyword.iskeyword(name):
             raise StubError(f"declared error {name!r} is not a Python class name")
+    declarations = [_topic_declaration(t, annotations) for t in topics]
     error_classes = [_error_class(n, f, annotations, components) for n, f in errors.items()]
     model_imports, models = _models(components, annotations.needed)
     body = [models] if models else []
     body += error_classes
-    body.append(f"interface = almanet.new_service(prepath={_quoted(prepath)})")
+    interface = f"interface = almanet.new_service(prepath={_quoted(prepath)})"
+    if declarations:  # what it publishes and reads, with the models to build and parse messages by
+        interface += "\n" + "\n".join(declarations)
+    body.append(interface)
     body += procedures
     names = sorted(functions | set(errors) | {"interface"})
     text = "\n\n\n".join(body)
@@ -294,7 +345,9 @@ def generate_stubs(document: Mapping[str, Any], prepath: str, *, source: str, al
         if used:
             (third if module == "pydantic" else standard).append(f"from {module} import {', '.join(used)}")
     head = [
-        f'"""The procedures under {prepath}: typed declarations to call them by.',
+        f'"""The procedures under {prepath}: typed declarations to call them by.'
+        if not topics
+        else f'"""The procedures and topics under {prepath}: typed declarations.',
         "",
         f"Generated from {source} by `almanet stubs` (almanet {almanet_version}),",
         "the models by datamodel-code-generator. Regenerate it rather than edit it.",

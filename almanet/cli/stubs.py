@@ -90,8 +90,10 @@ def stubs(
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}", Exit.BAD_INPUT)
     count = code.count("@interface.abstract_procedure(")
+    topics = code.count("\ninterface.produces(") + code.count("\ninterface.consumes(")
+    declared = f"{count} procedure(s)" + (f" and {topics} topic(s)" if topics else "")
     stderr_console().print(
-        f"wrote {output}: {count} procedure(s) under {prepath} from {origin};"
+        f"wrote {output}: {declared} under {prepath} from {origin};"
         f" call one with `await session.call({output.stem}.<name>, payload)`",
         soft_wrap=True,
     )

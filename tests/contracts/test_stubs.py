@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +72,7 @@ def _stub_from_saved(tmp_path: Path) -> Path:
     saved.write_bytes(result.stdout)
     made = almanet("stubs", "net.contracts", "--from", str(saved), "--output", "out/shop.py", env=env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr.decode()
-    assert "wrote out/shop.py: 4 procedure(s) under net.contracts" in made.stderr.decode()
+    assert "wrote out/shop.py: 4 procedure(s) and 2 topic(s) under net.contracts" in made.stderr.decode()
     return tmp_path / "out" / "shop.py"
 
 
@@ -149,3 +151,33 @@ def test_stubs_refuse_what_they_cannot_write(tmp_path: Path) -> None:
     before = stub.read_text()
     bad_prepath = almanet("stubs", "net..x", "--from", saved, "--output", str(stub), env=env, cwd=tmp_path)
     assert bad_prepath.returncode == 2 and stub.read_text() == before
+
+
+def test_stubs_declare_the_topics_the_service_declared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stub's interface produces and consumes what the shop does, with models that describe the same messages."""
+    from almanet._contracts.asyncapi import ServiceDescription, build_document
+    from almanet._contracts.compat import compare
+    from tests.assets.contracts_v1 import shop
+
+    stub_path = _stub_from_saved(tmp_path)
+    spec = importlib.util.spec_from_file_location("generated_shop_stub", stub_path)
+    assert spec is not None and spec.loader is not None
+    stub = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, stub)  # where pydantic resolves the models' annotations
+    spec.loader.exec_module(stub)
+    declared = {key: (t.channel, t.description) for key, t in stub.interface.topics.items()}
+    assert declared == {
+        ("orders.placed", "produces"): (None, "One message per placed order."),
+        ("stock.updates", "consumes"): ("shop", "The warehouse's counts."),
+    }
+    placed = stub.interface.topics[("orders.placed", "produces")].message.schema()
+    assert placed["title"] == "Placed" and set(placed["required"]) == {"order_id", "ship_to"}
+
+    def document(service: Any) -> dict[str, Any]:
+        topics = tuple(t.describe() for t in service.topics.values())
+        return build_document(
+            [ServiceDescription(prepath="net.contracts", procedures=(), servers=(), topics=topics)], title="shop"
+        )
+
+    changes = compare(document(shop), document(stub.interface))
+    assert [str(c) for c in changes if c.breaking] == []
