@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -153,31 +152,53 @@ def test_stubs_refuse_what_they_cannot_write(tmp_path: Path) -> None:
     assert bad_prepath.returncode == 2 and stub.read_text() == before
 
 
-def test_stubs_declare_the_topics_the_service_declared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stub's interface produces and consumes what the shop does, with models that describe the same messages."""
-    from almanet._contracts.asyncapi import ServiceDescription, build_document
-    from almanet._contracts.compat import compare
-    from tests.assets.contracts_v1 import shop
+TOPICS_CHECK = """\
+import json
 
-    stub_path = _stub_from_saved(tmp_path)
-    spec = importlib.util.spec_from_file_location("generated_shop_stub", stub_path)
-    assert spec is not None and spec.loader is not None
-    stub = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, stub)  # where pydantic resolves the models' annotations
-    spec.loader.exec_module(stub)
-    declared = {key: (t.channel, t.description) for key, t in stub.interface.topics.items()}
-    assert declared == {
-        ("orders.placed", "produces"): (None, "One message per placed order."),
-        ("stock.updates", "consumes"): ("shop", "The warehouse's counts."),
-    }
-    placed = stub.interface.topics[("orders.placed", "produces")].message.schema()
-    assert placed["title"] == "Placed" and set(placed["required"]) == {"order_id", "ship_to"}
+from almanet._contracts.asyncapi import ServiceDescription, build_document
+from almanet._contracts.compat import compare
 
-    def document(service: Any) -> dict[str, Any]:
-        topics = tuple(t.describe() for t in service.topics.values())
-        return build_document(
-            [ServiceDescription(prepath="net.contracts", procedures=(), servers=(), topics=topics)], title="shop"
-        )
+import shop as stub
+from tests.assets.contracts_v1 import shop
 
-    changes = compare(document(shop), document(stub.interface))
-    assert [str(c) for c in changes if c.breaking] == []
+
+def document(service):
+    topics = tuple(t.describe() for t in service.topics.values())
+    description = ServiceDescription(prepath="net.contracts", procedures=(), servers=(), topics=topics)
+    return build_document([description], title="shop")
+
+
+placed = stub.interface.topics[("orders.placed", "produces")].message.schema()
+print(json.dumps({
+    "declared": sorted([*key, t.channel, t.description] for key, t in stub.interface.topics.items()),
+    "placed": [placed["title"], sorted(placed["required"])],
+    "breaking": [str(c) for c in compare(document(shop), document(stub.interface)) if c.breaking],
+}))
+"""
+
+
+def test_stubs_declare_the_topics_the_service_declared(tmp_path: Path) -> None:
+    """The stub's interface produces and consumes what the shop does, with models that describe the same messages.
+
+    In a child process: importing the shop and the stub here would define more ``rpc_error``
+    classes named ``out_of_stock``, and the newest of a name is the one a caller raises.
+    """
+    stub = _stub_from_saved(tmp_path)
+    (stub.parent / "check_topics.py").write_text(TOPICS_CHECK)
+    run = subprocess.run(
+        [sys.executable, "check_topics.py"],
+        cwd=stub.parent,
+        env={**os.environ, "PYTHONPATH": f"{stub.parent}{os.pathsep}{REPO_ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert seen["declared"] == [
+        ["orders.placed", "produces", None, "One message per placed order."],
+        ["stock.updates", "consumes", "shop", "The warehouse's counts."],
+    ]
+    assert seen["placed"] == ["Placed", ["order_id", "ship_to"]]
+    assert seen["breaking"] == []
